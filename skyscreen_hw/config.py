@@ -1,0 +1,271 @@
+"""Configuration: a TOML file -> frozen dataclasses, every key defaulted and checked.
+
+No file at all gives the Skyscreen dome (BRIEF §4). Unknown keys, wrong types and out-of-range values
+raise ConfigError naming the file and the key, e.g. ``skyscreen.toml: [color] gamma: must be > 0``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from skyscreen_hw.errors import ConfigError
+
+DEFAULT_PATH = Path("/etc/skyscreen/skyscreen.toml")
+
+Check = Callable[[Any], "str | None"]
+
+
+def _range(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False) -> Check:
+    def check(value: Any) -> str | None:
+        if lo is not None and (value <= lo if lo_open else value < lo):
+            return f"must be {'>' if lo_open else '>='} {lo}, got {value!r}"
+        if hi is not None and value > hi:
+            return f"must be <= {hi}, got {value!r}"
+        return None
+
+    return check
+
+
+def _one_of(*choices: Any) -> Check:
+    def check(value: Any) -> str | None:
+        if value not in choices:
+            return f"must be one of {', '.join(repr(c) for c in choices)}, got {value!r}"
+        return None
+
+    return check
+
+
+def _colour_order(value: Any) -> str | None:
+    if sorted(value) not in (sorted("RGB"), sorted("RGBW")):
+        return f"must be a permutation of RGB or RGBW (e.g. 'GRB', 'GRBW'), got {value!r}"
+    return None
+
+
+def _key(default: Any, check: Check | None = None, doc: str = "") -> Any:
+    return field(default=default, metadata={"check": check, "doc": doc})
+
+
+@dataclass(frozen=True)
+class FrameConfig:
+    """[frame]: the shared frame (BRIEF §2)."""
+
+    name: str = _key("skyscreen", lambda v: None if v and "/" not in v else "must be non-empty, no '/'")
+    width: int = _key(288, _range(1, 65535))
+    height: int = _key(360, _range(1, 65535))
+    group: str = _key("skyscreen", doc="group owning the frame file and semaphores, if it exists")
+
+
+@dataclass(frozen=True)
+class LayoutConfig:
+    """[layout]: where the LEDs are and which frame pixel each shows."""
+
+    type: str = _key("dome", _one_of("dome", "matrix", "points"))
+    serpentine: bool = _key(False)
+    # dome: vanes x leds_per_vane (0 = the frame's height x width), inner_radius as a fraction of radius
+    vanes: int = _key(0, _range(0))
+    leds_per_vane: int = _key(0, _range(0))
+    inner_radius: float = _key(0.1, _range(0.0, 0.95))
+    radius: float = _key(2.0, _range(0.0, lo_open=True), doc="metres, for the layout drawing")
+    # matrix: width x height (0 = the frame's), origin corner of LED 0
+    width: int = _key(0, _range(0))
+    height: int = _key(0, _range(0))
+    origin: str = _key("top-left", _one_of("top-left", "top-right", "bottom-left", "bottom-right"))
+    # points: an OpenPixelControl layout JSON
+    file: str = _key("")
+
+
+@dataclass(frozen=True)
+class ColorConfig:
+    """[color]: colour correction applied to every LED value."""
+
+    gamma: float = _key(2.2, _range(0.1, 5.0))
+    brightness: float = _key(1.0, _range(0.0, 1.0))
+    max_milliamps: int = _key(0, _range(0), doc="power supply limit; 0 disables the power limit")
+    led_milliamps: float = _key(55.0, _range(0.0, 200.0), doc="current one LED draws at full white")
+
+
+@dataclass(frozen=True)
+class DisplayConfig:
+    """[display]: the frame clock."""
+
+    fps: float = _key(60.0, _range(0.0, 1000.0, lo_open=True))
+
+
+@dataclass(frozen=True)
+class WebsocketConfig:
+    """[websocket]: the instruction stream server (BRIEF §3)."""
+
+    enabled: bool = _key(True)
+    host: str = _key("127.0.0.1")
+    port: int = _key(8765, _range(0, 65535))
+    token: str = _key("", doc="required from clients; must be set when host is not a loopback address")
+    max_connections: int = _key(64, _range(1, 100000))
+    max_message_bytes: int = _key(1 << 20, _range(4))
+    idle_timeout: float = _key(300.0, _range(0.0, lo_open=True), doc="seconds a silent client may stay")
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """One [[outputs]] entry: a device taking LEDs first .. first+count-1 in wiring order."""
+
+    type: str = _key("simulator", _one_of("serial", "ws281x", "simulator"))
+    first: int = _key(0, _range(0))
+    count: int = _key(0, _range(0), doc="0 = all remaining LEDs")
+    order: str = _key("", _colour_order, doc="colour order on the wire; default RGB, GRB for ws281x")
+    # serial
+    port: str = _key("/dev/skyscreen")
+    baud: int = _key(2000000, _range(300))
+    protocol: str = _key("adalight", _one_of("adalight", "tpm2"))
+    write_timeout: float = _key(0.5, _range(0.0, lo_open=True))
+    # ws281x
+    gpio: int = _key(18, _one_of(10, 12, 13, 18, 19, 21), doc="10 SPI, 12/18 PWM0, 13/19 PWM1, 21 PCM")
+    frequency: int = _key(800000, _range(400000, 800000))
+    dma: int = _key(10, _range(0, 14))
+    invert: bool = _key(False)
+    # simulator
+    size: int = _key(720, _range(64, 8192), doc="window size in pixels")
+
+    @property
+    def wire_order(self) -> str:
+        return self.order or ("GRB" if self.type == "ws281x" else "RGB")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration, as the daemon uses it."""
+
+    frame: FrameConfig = FrameConfig()
+    layout: LayoutConfig = LayoutConfig()
+    color: ColorConfig = ColorConfig()
+    display: DisplayConfig = DisplayConfig()
+    websocket: WebsocketConfig = WebsocketConfig()
+    outputs: tuple[OutputConfig, ...] = (OutputConfig(),)
+    source: str = "(defaults)"
+
+    def to_toml(self) -> str:
+        """The resolved configuration as TOML (for `check-config`)."""
+        lines: list[str] = []
+        if not self.outputs:
+            lines.append("outputs = []")
+        for name in ("frame", "layout", "color", "display", "websocket"):
+            lines.append(f"[{name}]")
+            lines += [f"{k} = {_toml_value(v)}" for k, v in dataclasses.asdict(getattr(self, name)).items()]
+            lines.append("")
+        for out in self.outputs:
+            lines.append("[[outputs]]")
+            lines += [f"{k} = {_toml_value(v)}" for k, v in dataclasses.asdict(out).items()]
+            lines.append("")
+        return "\n".join(lines)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(v)
+
+
+_SECTIONS: dict[str, type] = {
+    "frame": FrameConfig,
+    "layout": LayoutConfig,
+    "color": ColorConfig,
+    "display": DisplayConfig,
+    "websocket": WebsocketConfig,
+}
+
+
+def _build(cls: type, table: Any, where: str, src: str) -> Any:
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{src}: {where}: must be a table, got {type(table).__name__}")
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            raise ConfigError(f"{src}: {where} {key}: unknown key (known keys: {known})")
+        want = hints[key]
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if type(value) is not want:
+            raise ConfigError(
+                f"{src}: {where} {key}: must be {want.__name__}, got {type(value).__name__} {value!r}"
+            )
+        check = fields[key].metadata.get("check")
+        problem = check(value) if check else None
+        if problem:
+            raise ConfigError(f"{src}: {where} {key}: {problem}")
+        values[key] = value
+    return cls(**values)
+
+
+def parse(data: Mapping[str, Any], src: str = "(config)") -> Config:
+    """Validate a parsed TOML document into a Config."""
+    sections: dict[str, Any] = {}
+    outputs: tuple[OutputConfig, ...] = (OutputConfig(),)
+    for key, value in data.items():
+        if key in _SECTIONS:
+            sections[key] = _build(_SECTIONS[key], value, f"[{key}]", src)
+        elif key == "outputs":
+            if not isinstance(value, list):
+                raise ConfigError(f"{src}: outputs: must be a list of [[outputs]] tables")
+            outputs = tuple(
+                _build(OutputConfig, t, f"[[outputs]] #{i + 1}", src) for i, t in enumerate(value)
+            )
+        else:
+            known = ", ".join([*_SECTIONS, "outputs"])
+            raise ConfigError(f"{src}: {key}: unknown key (known: {known})")
+    config = Config(**sections, outputs=outputs, source=src)
+    _check_whole(config, src)
+    return config
+
+
+def _check_whole(config: Config, src: str) -> None:
+    ws = config.websocket
+    if ws.enabled and not ws.is_loopback and not ws.token:
+        raise ConfigError(
+            f"{src}: [websocket] token: required when host = {ws.host!r} is not a loopback address"
+            " (set a token, or host = \"127.0.0.1\")"
+        )
+    if config.layout.type == "points" and not config.layout.file:
+        raise ConfigError(f"{src}: [layout] file: required when type = \"points\" (an OpenPixelControl JSON)")
+
+
+def load(path: str | Path | None = None) -> Config:
+    """Load the configuration: PATH if given, else the default path if it exists, else defaults."""
+    if path is None:
+        if not DEFAULT_PATH.exists():
+            return Config()
+        path = DEFAULT_PATH
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file (copy deploy/skyscreen.toml)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    config = parse(data, str(path))
+    if config.layout.file and not Path(config.layout.file).is_absolute():
+        resolved = str((path.parent / config.layout.file).resolve())
+        config = dataclasses.replace(config, layout=dataclasses.replace(config.layout, file=resolved))
+    return config
