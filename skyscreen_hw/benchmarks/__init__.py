@@ -1,0 +1,1 @@
+"""Benchmarks behind `skyscreen-hw bench` and bench/: medians and ratios measured in one run."""
