@@ -241,10 +241,10 @@ def _check_whole(config: Config, src: str) -> None:
     if ws.enabled and not ws.is_loopback and not ws.token:
         raise ConfigError(
             f"{src}: [websocket] token: required when host = {ws.host!r} is not a loopback address"
-            " (set a token, or host = \"127.0.0.1\")"
+            ' (set a token, or host = "127.0.0.1")'
         )
     if config.layout.type == "points" and not config.layout.file:
-        raise ConfigError(f"{src}: [layout] file: required when type = \"points\" (an OpenPixelControl JSON)")
+        raise ConfigError(f'{src}: [layout] file: required when type = "points" (an OpenPixelControl JSON)')
 
 
 def load(path: str | Path | None = None) -> Config:

@@ -145,11 +145,11 @@ def points(path: Path, shape: tuple[int, int]) -> Layout:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise LayoutError(f"[layout] file: {path}: cannot read OpenPixelControl JSON: {exc}") from None
     if not isinstance(data, list) or not data:
-        raise LayoutError(f"[layout] file: {path}: must be a non-empty JSON list of {{\"point\": [x, y, z]}}")
+        raise LayoutError(f'[layout] file: {path}: must be a non-empty JSON list of {{"point": [x, y, z]}}')
     try:
         xyz = np.array([entry["point"] for entry in data], dtype=np.float64)
     except (TypeError, KeyError, ValueError):
-        raise LayoutError(f"[layout] file: {path}: every entry must be {{\"point\": [x, y, z]}}") from None
+        raise LayoutError(f'[layout] file: {path}: every entry must be {{"point": [x, y, z]}}') from None
     if xyz.ndim != 2 or xyz.shape[1] not in (2, 3) or not np.isfinite(xyz).all():
         raise LayoutError(f"[layout] file: {path}: every point must be 2 or 3 finite numbers")
     if xyz.shape[1] == 2:

@@ -1,0 +1,140 @@
+"""The `skyscreen-hw` command: run the daemon, or one of demo / send / bench / check-config / layout."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import subprocess
+import sys
+from collections.abc import Sequence
+
+from skyscreen_hw import __version__
+from skyscreen_hw import config as configuration
+from skyscreen_hw.errors import SkyscreenError
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="skyscreen-hw",
+        description="LED-display daemon: shows the shared frame and the websocket canvas on the LEDs.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--config", metavar="PATH", help=f"configuration file (default {configuration.DEFAULT_PATH})"
+    )
+    parser.add_argument(
+        "--simulate", action="store_true", help="show the LEDs in the pygame simulator instead of the outputs"
+    )
+    parser.add_argument(
+        "--record", metavar="PATH", help="append every frame sent to the outputs to PATH (raw RGB)"
+    )
+    parser.add_argument("--snapshot", metavar="PATH", help="on exit, save the simulator's picture as PNG")
+    parser.add_argument(
+        "--duration", metavar="SECONDS", type=_positive, help="run this long, then stop as on SIGTERM"
+    )
+    parser.add_argument(
+        "--demo", metavar="PATTERN", help="also run a demo pattern writer (see `demo --help`)"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    from skyscreen_hw.demos import PATTERNS
+
+    demo = sub.add_parser("demo", help="write a demo pattern through the shared frame")
+    demo.add_argument("pattern", choices=sorted(PATTERNS))
+    demo.add_argument("--fps", type=_positive, default=60.0)
+    demo.add_argument("--duration", metavar="SECONDS", type=_positive)
+    demo.add_argument("--name", help="display name (default: the configuration's [frame] name)")
+
+    check = sub.add_parser("check-config", help="validate a configuration and print it resolved")
+    check.add_argument("path", nargs="?", help="configuration file (default: --config or the default path)")
+
+    layout = sub.add_parser("layout", help="describe the layout; --png draws it with its wiring path")
+    layout.add_argument("--png", metavar="PATH", help="save a picture of the layout")
+    layout.add_argument("--size", type=int, default=1024, help="picture size in pixels")
+
+    bench = sub.add_parser("bench", help="measure the frame path, simulator, serial and websocket speed")
+    bench.add_argument("name", nargs="?", choices=["frame", "simulator", "serial", "websocket"])
+    bench.add_argument("--rounds", type=int, default=0, help="repetitions (0: each benchmark's default)")
+
+    from skyscreen_hw import send
+
+    send.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from skyscreen_hw.service import setup_logging
+
+    log = setup_logging(args.verbose)
+    try:
+        return _dispatch(args, log)
+    except SkyscreenError as exc:
+        print(f"skyscreen-hw: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, log: logging.Logger) -> int:
+    if args.command == "check-config":
+        config = configuration.load(args.path or args.config)
+        print(f"# {config.source}: OK")
+        print(config.to_toml())
+        return 0
+    if args.command == "layout":
+        return _layout(args)
+    if args.command == "demo":
+        from skyscreen_hw import demos
+
+        fc = configuration.load(args.config).frame
+        return demos.run(args.name or fc.name, args.pattern, fc.height, fc.width, args.fps, args.duration)
+    if args.command == "bench":
+        from skyscreen_hw.benchmarks import run_all
+
+        return run_all(args)
+    if args.command == "send":
+        from skyscreen_hw import send
+
+        return send.run(args)
+    return _run_daemon(args, log)
+
+
+def _layout(args: argparse.Namespace) -> int:
+    from skyscreen_hw import layout_drawing, layouts
+
+    layout = layouts.build(configuration.load(args.config))
+    print(layout_drawing.describe(layout))
+    if args.png:
+        layout_drawing.draw(layout, args.png, args.size)
+        print(f"saved {args.png}")
+    return 0
+
+
+def _run_daemon(args: argparse.Namespace, log: logging.Logger) -> int:
+    from skyscreen_hw import daemon
+
+    options = daemon.RunOptions(args.config, args.simulate, args.record, args.snapshot, args.duration)
+    if not args.demo:
+        return daemon.run(options, log)
+    from skyscreen_hw.demos import PATTERNS
+
+    if args.demo not in PATTERNS:
+        raise SkyscreenError(
+            f"--demo {args.demo}: no such pattern (choose from {', '.join(sorted(PATTERNS))})"
+        )
+    cmd = [sys.executable, "-m", "skyscreen_hw", *(["--config", args.config] if args.config else [])]
+    writer = subprocess.Popen([*cmd, "demo", args.demo])
+    try:
+        return daemon.run(options, log)
+    finally:
+        writer.terminate()
+        writer.wait(5)

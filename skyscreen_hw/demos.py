@@ -1,0 +1,108 @@
+"""Demo patterns: ordinary pattern programs writing through the shared frame, like any other writer.
+
+Each pattern is a function ``(t, grid) -> (height, width, 3) uint8`` over a grid prepared once; dome
+patterns read frame rows as vanes (angle) and columns as the distance from the centre.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+
+import numpy as np
+
+from skyscreen_hw.sources.shared_frame import FrameWriter
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Coordinates of every frame pixel, prepared once."""
+
+    angle: np.ndarray  # (h, 1) turns, 0..1 (frame row = vane)
+    radius: np.ndarray  # (1, w) 0..1 (frame column = position along a vane)
+    x: np.ndarray  # (1, w) 0..1 columns, for matrices
+    y: np.ndarray  # (h, 1) 0..1 rows
+    rng: np.random.Generator
+
+    @classmethod
+    def of(cls, height: int, width: int) -> Grid:
+        rows = np.arange(height, dtype=np.float32)[:, None]
+        cols = np.arange(width, dtype=np.float32)[None, :]
+        return cls(
+            rows / height,
+            (cols + 0.5) / width,
+            cols / max(width - 1, 1),
+            rows / max(height - 1, 1),
+            np.random.default_rng(),
+        )
+
+
+def hsv(h: np.ndarray, s: float | np.ndarray = 1.0, v: float | np.ndarray = 1.0) -> np.ndarray:
+    """Vectorised HSV (all 0..1, hue wraps) -> uint8 RGB with a trailing axis of 3."""
+    h = np.mod(h, 1.0) * 6.0
+    k = np.mod(np.stack([5.0 + h, 3.0 + h, 1.0 + h], axis=-1), 6.0)
+    rgb = np.asarray(v)[..., None] * (1 - np.asarray(s)[..., None] * np.clip(np.minimum(k, 4 - k), 0, 1))
+    return (rgb * 255).astype(np.uint8)
+
+
+def noise(t: float, g: Grid) -> np.ndarray:
+    return g.rng.integers(0, 256, (g.angle.shape[0], g.radius.shape[1], 3), dtype=np.uint8)
+
+
+def rainbow(t: float, g: Grid) -> np.ndarray:
+    return hsv(np.broadcast_to(g.angle + 0.1 * t, (g.angle.shape[0], g.radius.shape[1])))
+
+
+def rings(t: float, g: Grid) -> np.ndarray:
+    wave = 0.5 + 0.5 * np.sin(2 * np.pi * (6 * g.radius - 0.8 * t))
+    return hsv(np.broadcast_to(g.radius * 0.5 + 0.05 * t, wave.shape), 1.0, wave + 0 * g.angle)
+
+
+def spiral(t: float, g: Grid) -> np.ndarray:
+    arms = np.mod(3 * g.angle + 2 * g.radius - 0.5 * t, 1.0)
+    return hsv(g.angle + 0.1 * t + 0 * g.radius, 1.0, np.clip(1.5 - 3 * arms, 0, 1))
+
+
+def bar(t: float, g: Grid) -> np.ndarray:
+    """A vertical bar sweeping across the columns (for matrices)."""
+    pos = np.mod(0.25 * t, 1.0)
+    level = np.clip(1 - np.abs(g.x - pos) * 12, 0, 1) + 0 * g.y
+    return hsv(np.full(level.shape, np.mod(0.05 * t, 1.0)), 1.0, level)
+
+
+PATTERNS: dict[str, Callable[[float, Grid], np.ndarray]] = {
+    "noise": noise,
+    "rainbow": rainbow,
+    "rings": rings,
+    "spiral": spiral,
+    "bar": bar,
+}
+
+
+def run(name: str, pattern: str, height: int, width: int, fps: float, duration: float | None) -> int:
+    """Write ``pattern`` to display ``name`` at up to ``fps`` until SIGTERM / SIGINT or ``duration``."""
+    draw = PATTERNS[pattern]
+    grid = Grid.of(height, width)
+    stop = False
+
+    def on_stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    start = time.monotonic()
+    with FrameWriter(name, height, width) as writer:
+        next_frame = start
+        while not stop:
+            now = time.monotonic()
+            if duration is not None and now - start >= duration:
+                break
+            writer.frame[:] = draw(now - start, grid)
+            writer.flush()
+            next_frame = max(next_frame + 1.0 / fps, now)
+            time.sleep(max(0.0, next_frame - time.monotonic()))
+    return 0

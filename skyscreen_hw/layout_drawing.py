@@ -1,0 +1,53 @@
+"""`skyscreen-hw layout --png`: a picture of the layout with its wiring path, for installers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from skyscreen_hw.errors import OutputError
+from skyscreen_hw.layouts import Layout
+from skyscreen_hw.outputs.simulator import pixel_positions
+
+PATH_COLOUR = (70, 70, 110)
+LED_COLOUR = (200, 200, 200)
+FIRST_COLOUR = (0, 255, 0)
+LAST_COLOUR = (255, 40, 40)
+STRAND_COLOUR = (255, 200, 0)
+
+
+def draw(layout: Layout, path: str | Path, size: int = 1024) -> None:
+    """Save a PNG: the wiring path as a line, every LED as a dot, LED 0 green, the last LED red,
+    and the first LED of every strand (vane or row) yellow."""
+    try:
+        import pygame
+    except ImportError:
+        raise OutputError("layout --png: pygame is not installed (pip install 'skyscreen-hw[sim]')") from None
+    pixels = pixel_positions(layout, size)
+    surface = pygame.Surface((size, size))
+    surface.fill((0, 0, 0))
+    if layout.count > 1:
+        pygame.draw.lines(surface, PATH_COLOUR, False, pixels.tolist(), 1)
+    picture = pygame.surfarray.pixels3d(surface)
+    picture[pixels[:, 0], pixels[:, 1]] = LED_COLOUR
+    del picture  # unlock the surface
+    per_strand = max(layout.count // max(layout.strands, 1), 1)
+    for x, y in pixels[::per_strand].tolist():
+        pygame.draw.circle(surface, STRAND_COLOUR, (x, y), 3)
+    pygame.draw.circle(surface, FIRST_COLOUR, pixels[0].tolist(), 6)
+    pygame.draw.circle(surface, LAST_COLOUR, pixels[-1].tolist(), 6)
+    pygame.image.save(surface, str(path))
+
+
+def describe(layout: Layout) -> str:
+    """A few lines of text about the layout."""
+    xmin, ymin, xmax, ymax = layout.bounds()
+    step = np.linalg.norm(np.diff(layout.positions, axis=0), axis=1) if layout.count > 1 else np.zeros(1)
+    return (
+        f"{layout.kind}: {layout.count} LEDs in {layout.strands} strand(s), frame {layout.frame_shape[0]}"
+        f"x{layout.frame_shape[1]}\n"
+        f"bounds x {xmin:.3f}..{xmax:.3f}, y {ymin:.3f}..{ymax:.3f}; median LED spacing {np.median(step):.4f}\n"
+        f"LED 0 at ({layout.positions[0][0]:.3f}, {layout.positions[0][1]:.3f}) shows frame pixel"
+        f" {divmod(int(layout.frame_index[0]), layout.frame_shape[1])}"
+    )
