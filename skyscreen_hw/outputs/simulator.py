@@ -59,6 +59,7 @@ class Simulator:
             raise OutputError(
                 "simulator: pygame is not installed (pip install 'skyscreen-hw[sim]')"
             ) from None
+        os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
         if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
         self.pygame = pygame
