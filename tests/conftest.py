@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -26,10 +27,8 @@ def remove_display(name: str) -> None:
     for suffix in ("frame", "lock"):
         Path(f"/dev/shm/{name}.{suffix}").unlink(missing_ok=True)
     for suffix in ("ready", "done"):
-        try:
+        with contextlib.suppress(posix_ipc.ExistentialError):
             posix_ipc.unlink_semaphore(f"/{name}.{suffix}")
-        except posix_ipc.ExistentialError:
-            pass
 
 
 @pytest.fixture

@@ -56,16 +56,16 @@ def test_ws281x_defaults_to_grb_serial_to_rgb() -> None:
     [
         ("[color]\ngama = 2.0\n", "[color] gama: unknown key"),
         ("[colour]\ngamma = 2.0\n", "colour: unknown key"),
-        ("[color]\ngamma = \"high\"\n", "[color] gamma: must be float, got str"),
+        ('[color]\ngamma = "high"\n', "[color] gamma: must be float, got str"),
         ("[frame]\nwidth = 2.5\n", "[frame] width: must be int, got float"),
         ("[layout]\nserpentine = 1\n", "[layout] serpentine: must be bool, got int"),
         ("[color]\nbrightness = 1.5\n", "[color] brightness: must be <= 1.0"),
         ("[display]\nfps = 0\n", "[display] fps: must be > 0.0"),
-        ("[layout]\ntype = \"cube\"\n", "[layout] type: must be one of 'dome', 'matrix', 'points'"),
-        ("[[outputs]]\ntype = \"serial\"\norder = \"RGX\"\n", "[[outputs]] #1 order: must be a permutation"),
-        ("[[outputs]]\ntype = \"ws281x\"\ngpio = 4\n", "[[outputs]] #1 gpio: must be one of 10, 12, 13, 18, 19, 21"),
-        ("[websocket]\nhost = \"0.0.0.0\"\n", "[websocket] token: required when host = '0.0.0.0'"),
-        ("[layout]\ntype = \"points\"\n", "[layout] file: required"),
+        ('[layout]\ntype = "cube"\n', "[layout] type: must be one of 'dome', 'matrix', 'points'"),
+        ('[[outputs]]\ntype = "serial"\norder = "RGX"\n', "[[outputs]] #1 order: must be a permutation"),
+        ('[[outputs]]\ntype = "ws281x"\ngpio = 4\n', "[[outputs]] #1 gpio: must be one of 10, 12, 13, 18, 19, 21"),
+        ('[websocket]\nhost = "0.0.0.0"\n', "[websocket] token: required when host = '0.0.0.0'"),
+        ('[layout]\ntype = "points"\n', "[layout] file: required"),
         ("outputs = 3\n", "outputs: must be a list"),
         ("[frame\nname = 1\n", "not valid TOML"),
     ],
@@ -80,16 +80,14 @@ def test_bad_configuration_names_file_and_key(tmp_path: Path, text: str, expecte
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "skyscreen_hw", *args], capture_output=True, text=True, timeout=60
-    )
+    return subprocess.run([sys.executable, "-m", "skyscreen_hw", *args], capture_output=True, text=True, timeout=60)
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
         ("[color]\ngamma = -1.0\n", "[color] gamma: must be >= 0.1"),
-        ("[frame]\nnmae = \"x\"\n", "[frame] nmae: unknown key"),
+        ('[frame]\nnmae = "x"\n', "[frame] nmae: unknown key"),
         ("not toml at all =\n", "not valid TOML"),
     ],
 )
@@ -118,7 +116,7 @@ def test_missing_and_unreadable_files(tmp_path: Path) -> None:
 
 def test_check_config_prints_the_resolved_configuration(tmp_path: Path) -> None:
     path = tmp_path / "ok.toml"
-    path.write_text("[color]\nbrightness = 0.25\n[[outputs]]\ntype = \"serial\"\nport = \"loop://\"\n")
+    path.write_text('[color]\nbrightness = 0.25\n[[outputs]]\ntype = "serial"\nport = "loop://"\n')
     result = _cli("check-config", str(path))
     assert result.returncode == 0, result.stderr
     printed = result.stdout.split("\n", 1)[1]

@@ -1,0 +1,71 @@
+"""The command line: layout drawing, the README's commands and .ci/run, bad arguments."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from skyscreen_hw import config, layouts
+from skyscreen_hw.layout_drawing import FIRST_COLOUR, LAST_COLOUR
+from skyscreen_hw.outputs.simulator import pixel_positions
+
+ROOT = Path(__file__).parent.parent
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "skyscreen_hw", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_layout_png_marks_first_and_last_led(tmp_path: Path) -> None:
+    import pygame
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[frame]\nwidth = 16\nheight = 8\n[layout]\ntype = "matrix"\nserpentine = true\n')
+    png = tmp_path / "layout.png"
+    result = _cli("--config", str(cfg), "layout", "--png", str(png), "--size", "300")
+    assert result.returncode == 0, result.stderr
+    assert "matrix: 128 LEDs in 8 strand(s)" in result.stdout
+    picture = pygame.surfarray.array3d(pygame.image.load(str(png))).transpose(1, 0, 2)
+    layout = layouts.build(config.load(cfg))
+    px = pixel_positions(layout, 300)
+    assert tuple(picture[px[0][1], px[0][0]]) == FIRST_COLOUR
+    assert tuple(picture[px[-1][1], px[-1][0]]) == LAST_COLOUR
+    # serpentine: the last LED of an 8-row matrix is at the bottom-left
+    assert px[-1][0] == px[:, 0].min() and px[-1][1] == px[:, 1].max()
+    # the wiring path is drawn between LEDs (not only the dots)
+    assert (picture.reshape(-1, 3) != 0).any(axis=1).sum() > 128 * 4
+
+
+def test_unknown_demo_is_one_line() -> None:
+    result = _cli("--demo", "fireworks", "--duration", "1")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "skyscreen-hw: error: --demo fireworks: no such pattern (choose from bar, noise, rainbow, rings, spiral)"
+    )
+
+
+def test_readme_commands_and_ci_agree() -> None:
+    readme = (ROOT / "README.md").read_text()
+    commands = re.findall(r"^(\./dev\.sh \w+)", readme, re.MULTILINE)
+    assert commands[:2] == ["./dev.sh demo", "./dev.sh test"]
+    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
+    assert ci[-1] == "./dev.sh test"
+
+
+def test_python_dash_m_and_version() -> None:
+    result = _cli("--version")
+    assert result.returncode == 0 and re.fullmatch(r"skyscreen-hw \d+\.\d+\.\d+\n", result.stdout)
+
+
+def test_gather_is_not_a_python_loop_per_led() -> None:
+    """The frame path gathers the 103,680-LED dome through views: no index array in the plan path."""
+    layout = layouts.build(config.parse({"layout": {"serpentine": True}}))
+    gather = layouts.LedGather(layout)
+    assert gather.plan is not None
+    frame = np.zeros((360, 288, 3), np.uint8)
+    views = gather.plan(frame)
+    assert all(np.shares_memory(v, frame) for _, v in views)
