@@ -26,22 +26,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="LED-display daemon: shows the shared frame and the websocket canvas on the LEDs.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "--config", metavar="PATH", help=f"configuration file (default {configuration.DEFAULT_PATH})"
-    )
+    parser.add_argument("--config", metavar="PATH", help=f"configuration file (default {configuration.DEFAULT_PATH})")
     parser.add_argument(
         "--simulate", action="store_true", help="show the LEDs in the pygame simulator instead of the outputs"
     )
-    parser.add_argument(
-        "--record", metavar="PATH", help="append every frame sent to the outputs to PATH (raw RGB)"
-    )
+    parser.add_argument("--record", metavar="PATH", help="append every frame sent to the outputs to PATH (raw RGB)")
     parser.add_argument("--snapshot", metavar="PATH", help="on exit, save the simulator's picture as PNG")
-    parser.add_argument(
-        "--duration", metavar="SECONDS", type=_positive, help="run this long, then stop as on SIGTERM"
-    )
-    parser.add_argument(
-        "--demo", metavar="PATTERN", help="also run a demo pattern writer (see `demo --help`)"
-    )
+    parser.add_argument("--duration", metavar="SECONDS", type=_positive, help="run this long, then stop as on SIGTERM")
+    parser.add_argument("--demo", metavar="PATTERN", help="also run a demo pattern writer (see `demo --help`)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -128,9 +120,7 @@ def _run_daemon(args: argparse.Namespace, log: logging.Logger) -> int:
     from skyscreen_hw.demos import PATTERNS
 
     if args.demo not in PATTERNS:
-        raise SkyscreenError(
-            f"--demo {args.demo}: no such pattern (choose from {', '.join(sorted(PATTERNS))})"
-        )
+        raise SkyscreenError(f"--demo {args.demo}: no such pattern (choose from {', '.join(sorted(PATTERNS))})")
     cmd = [sys.executable, "-m", "skyscreen_hw", *(["--config", args.config] if args.config else [])]
     writer = subprocess.Popen([*cmd, "demo", args.demo])
     try:

@@ -24,9 +24,7 @@ class ColorCorrection:
         self.table = gamma_table(config.gamma, config.brightness)
         self.identity = bool(np.array_equal(self.table, np.arange(256)))
         pair = np.arange(65536)
-        self._table16 = self.table[pair & 0xFF].astype(np.uint16) | (
-            self.table[pair >> 8].astype(np.uint16) << 8
-        )
+        self._table16 = self.table[pair & 0xFF].astype(np.uint16) | (self.table[pair >> 8].astype(np.uint16) << 8)
 
     def __call__(self, leds: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Write the corrected ``leds`` (uint8, any shape) into ``out`` (same shape) and return it."""

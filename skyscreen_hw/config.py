@@ -204,9 +204,7 @@ def _build(cls: type, table: Any, where: str, src: str) -> Any:
         if want is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if type(value) is not want:
-            raise ConfigError(
-                f"{src}: {where} {key}: must be {want.__name__}, got {type(value).__name__} {value!r}"
-            )
+            raise ConfigError(f"{src}: {where} {key}: must be {want.__name__}, got {type(value).__name__} {value!r}")
         check = fields[key].metadata.get("check")
         problem = check(value) if check else None
         if problem:
@@ -225,9 +223,7 @@ def parse(data: Mapping[str, Any], src: str = "(config)") -> Config:
         elif key == "outputs":
             if not isinstance(value, list):
                 raise ConfigError(f"{src}: outputs: must be a list of [[outputs]] tables")
-            outputs = tuple(
-                _build(OutputConfig, t, f"[[outputs]] #{i + 1}", src) for i, t in enumerate(value)
-            )
+            outputs = tuple(_build(OutputConfig, t, f"[[outputs]] #{i + 1}", src) for i, t in enumerate(value))
         else:
             known = ", ".join([*_SECTIONS, "outputs"])
             raise ConfigError(f"{src}: {key}: unknown key (known: {known})")

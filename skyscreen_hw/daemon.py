@@ -44,9 +44,7 @@ class RunOptions:
 class Pipeline:
     """Everything built from one configuration: layout, compositor, colour, power limit, outputs."""
 
-    def __init__(
-        self, config: Config, options: RunOptions, canvas: CanvasLike | None, log: logging.Logger
-    ) -> None:
+    def __init__(self, config: Config, options: RunOptions, canvas: CanvasLike | None, log: logging.Logger) -> None:
         self.config = config
         self.layout = layouts.build(config)
         self.compositor = Compositor(self.layout, canvas)
@@ -126,9 +124,7 @@ class Daemon:
 
         sockets = self.service.listen_fds()
         self.canvas = Canvas()
-        self.server = InstructionServer(
-            self.config.websocket, self.canvas, self.log, sockets[0] if sockets else None
-        )
+        self.server = InstructionServer(self.config.websocket, self.canvas, self.log, sockets[0] if sockets else None)
         self.server.start()
 
     def shutdown(self) -> None:

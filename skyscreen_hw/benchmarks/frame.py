@@ -137,9 +137,7 @@ def run(args: argparse.Namespace | None = None) -> None:
         _cleanup(name)
     budget = 1 / FPS
     print(f"dome {n} LEDs, serpentine, gamma 2.2; medians of {rounds} frames")
-    print(
-        f"  frame path: {t_ours * 1e3:7.3f} ms/frame = {100 * t_ours / budget:5.2f}% of a core at {FPS} fps"
-    )
+    print(f"  frame path: {t_ours * 1e3:7.3f} ms/frame = {100 * t_ours / budget:5.2f}% of a core at {FPS} fps")
     print(
         f"  naive numpy copy+gather+gamma: {t_naive * 1e3:7.3f} ms/frame = {100 * t_naive / budget:5.2f}% at {FPS} fps"
     )
@@ -148,10 +146,7 @@ def run(args: argparse.Namespace | None = None) -> None:
     print(f"  ratio ours / Python loop: {t_ours / t_loop:.5f}")
     name = f"bench-{uuid.uuid4().hex[:8]}"
     try:
-        text = (
-            f'outputs = []\n[frame]\nname = "{name}"\n[layout]\nserpentine = true\n'
-            "[websocket]\nenabled = false\n"
-        )
+        text = f'outputs = []\n[frame]\nname = "{name}"\n[layout]\nserpentine = true\n[websocket]\nenabled = false\n'
         percent, fps = _daemon_cpu(text, name, 5.0)
     finally:
         _cleanup(name)

@@ -56,9 +56,7 @@ class Simulator:
         try:
             import pygame
         except ImportError:
-            raise OutputError(
-                "simulator: pygame is not installed (pip install 'skyscreen-hw[sim]')"
-            ) from None
+            raise OutputError("simulator: pygame is not installed (pip install 'skyscreen-hw[sim]')") from None
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
         if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             os.environ.setdefault("SDL_VIDEODRIVER", "dummy")

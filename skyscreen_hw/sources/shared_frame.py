@@ -213,9 +213,7 @@ class FrameWriter:
     ...     w.flush()
     """
 
-    def __init__(
-        self, name: str | None = None, height: int = 360, width: int = 288, timeout: float = 1.0
-    ) -> None:
+    def __init__(self, name: str | None = None, height: int = 360, width: int = 288, timeout: float = 1.0) -> None:
         env_file = os.environ.get("WRITER_FILE")
         if env_file:
             self.path = Path(env_file)
