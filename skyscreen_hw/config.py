@@ -42,7 +42,7 @@ def _one_of(*choices: Any) -> Check:
 
 
 def _colour_order(value: Any) -> str | None:
-    if sorted(value) not in (sorted("RGB"), sorted("RGBW")):
+    if value and sorted(value) not in (sorted("RGB"), sorted("RGBW")):
         return f"must be a permutation of RGB or RGBW (e.g. 'GRB', 'GRBW'), got {value!r}"
     return None
 
@@ -168,7 +168,8 @@ class Config:
             lines.append("")
         for out in self.outputs:
             lines.append("[[outputs]]")
-            lines += [f"{k} = {_toml_value(v)}" for k, v in dataclasses.asdict(out).items()]
+            resolved = {**dataclasses.asdict(out), "order": out.wire_order}
+            lines += [f"{k} = {_toml_value(v)}" for k, v in resolved.items()]
             lines.append("")
         return "\n".join(lines)
 

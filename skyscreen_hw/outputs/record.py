@@ -20,7 +20,7 @@ class Recorder:
         self.path = Path(path)
         self.name = f"recording {self.path}"
         try:
-            self._file = self.path.open("ab")
+            self._file = self.path.open("ab", buffering=0)  # one write per frame, nothing held back
         except OSError as exc:
             raise OutputError(f"--record {self.path}: cannot open for writing: {exc.strerror}") from None
 

@@ -18,6 +18,7 @@ import grp
 import logging
 import mmap
 import os
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -28,6 +29,7 @@ from skyscreen_hw.errors import AlreadyRunningError, FrameError
 
 SHM_DIR = Path("/dev/shm")
 MODE = 0o660
+QUIET = 10.0  # seconds: a misbehaving writer's trouble is logged at most this often
 
 
 def frame_path(name: str) -> Path:
@@ -88,7 +90,7 @@ class FrameReader:
         self.path = frame_path(name)
         self.log = log
         self.group = group
-        self._complained = False
+        self._quiet_until: dict[str, float] = {}
         self._lock_fd = self._lock()
         try:
             self._fd = self._open_file(at_start=True)
@@ -157,9 +159,16 @@ class FrameReader:
         except FileNotFoundError:
             replaced = True
         if replaced:
-            self.log.info("%s was replaced by a writer: re-opened", self.path)
+            self._log_rarely(logging.INFO, "replaced", "%s was replaced by a writer: re-opened", self.path)
             os.close(self._fd)
             self._fd = self._open_file()
+
+    def _log_rarely(self, level: int, key: str, msg: str, *args: object) -> None:
+        """Log ``msg`` unless the same kind of trouble was logged in the last QUIET seconds."""
+        now = time.monotonic()
+        if now >= self._quiet_until.get(key, 0.0):
+            self.log.log(level, msg, *args)
+            self._quiet_until[key] = now + QUIET
 
     def poll(self, timeout: float) -> np.ndarray | None:
         """Wait at most ``timeout`` seconds for a flushed frame; return it (a reused array) or None.
@@ -178,18 +187,17 @@ class FrameReader:
             self.done.release()
         if got != self.size:
             self.frames_skipped += 1
-            if not self._complained:
-                self.log.warning(
-                    "%s held %d of %d bytes (a writer truncated it?): frame skipped, file restored",
-                    self.path,
-                    got,
-                    self.size,
-                )
-                self._complained = True
+            self._log_rarely(
+                logging.WARNING,
+                "short",
+                "%s held %d of %d bytes (a writer truncated it?): frame skipped, file restored",
+                self.path,
+                got,
+                self.size,
+            )
             if os.fstat(self._fd).st_size < self.size:
                 os.ftruncate(self._fd, self.size)
             return None
-        self._complained = False
         self.frames_taken += 1
         return self.frame
 
