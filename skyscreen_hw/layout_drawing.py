@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ def draw(layout: Layout, path: str | Path, size: int = 1024) -> None:
     """Save a PNG: the wiring path as a line, every LED as a dot, LED 0 green, the last LED red,
     and the first LED of every strand (vane or row) yellow."""
     try:
+        os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
         import pygame
     except ImportError:
         raise OutputError("layout --png: pygame is not installed (pip install 'skyscreen-hw[sim]')") from None

@@ -54,10 +54,10 @@ class Simulator:
 
     def __init__(self, layout: Layout, first: int, count: int, size: int, log: logging.Logger) -> None:
         try:
+            os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
             import pygame
         except ImportError:
             raise OutputError("simulator: pygame is not installed (pip install 'skyscreen-hw[sim]')") from None
-        os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
         if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
         self.pygame = pygame

@@ -1,0 +1,270 @@
+"""The instruction stream of BRIEF §3: 32-bit words -> validated drawing operations. Pure: no I/O.
+
+A message is one transaction. `decode(message, state)` returns every operation of the message, or
+raises `InstructionError` naming the first malformed word; nothing of a failed message is applied.
+Runs of single-word commands (colour pixel, write character) are validated and decoded as whole numpy
+arrays, not word by word.
+
+Encoders for clients (`pixel`, `char`, `block_start`, `block_text`, `colour_block`, `QUIT`, `pack`) live
+here too, so the CLI, the tests and the documentation build exactly the bytes the decoder reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from skyscreen_hw.errors import SkyscreenError
+
+CELLS = 32  # the canvas is CELLS x CELLS cells
+SOLID = 128  # glyph index of a filled cell (colour pixel); 0..127 are ASCII glyphs
+
+TAG_PIXEL = 0b001
+TAG_CHAR = 0b010
+BLOCK_START = 0xFF000080
+COLOUR_BLOCK = 0xFF01  # top 16 bits
+QUIT = 0xFFFFFFFF
+
+
+class InstructionError(SkyscreenError):
+    """A malformed message: `index` and `word` name the first bad word (close code 1007)."""
+
+    def __init__(self, index: int, word: int | bytes, problem: str) -> None:
+        self.index = index
+        self.word = word
+        self.problem = problem
+        value = f"0x{word:08X}" if isinstance(word, int) else "0x" + word.hex().upper()
+        super().__init__(f"word {index} = {value}: {problem}")
+
+
+@dataclass(frozen=True)
+class SessionState:
+    """What one connection remembers between messages: block mode and its text cursor (row * 32 + col)."""
+
+    block: bool = False
+    cursor: int = 0
+
+
+@dataclass(frozen=True)
+class Cells:
+    """Draw cells: glyph (0..127 ASCII, SOLID for a filled cell) in colour on black, in order."""
+
+    x: np.ndarray
+    y: np.ndarray
+    glyph: np.ndarray
+    rgb: np.ndarray  # (n, 3) uint8
+
+
+@dataclass(frozen=True)
+class Rect:
+    """Fill the cells from (left, top) to (right, bottom), edges included."""
+
+    left: int
+    top: int
+    right: int
+    bottom: int
+    rgb: tuple[int, int, int]
+
+
+@dataclass
+class Transaction:
+    """One decoded message: the operations in order, the connection's state after it, and whether it quits."""
+
+    ops: list[Cells | Rect] = field(default_factory=list)
+    state: SessionState = SessionState()
+    quit: bool = False
+
+
+# -- decoding --------------------------------------------------------------------------------------------
+
+
+def _rgb4(low16: np.ndarray) -> np.ndarray:
+    """0000RRRR GGGGBBBB -> (n, 3) uint8 at full scale (v * 17)."""
+    rgb = np.stack([(low16 >> 8) & 0xF, (low16 >> 4) & 0xF, low16 & 0xF], axis=-1)
+    return (rgb * 17).astype(np.uint8)
+
+
+def _rgb2(byte: np.ndarray) -> np.ndarray:
+    """00RRGGBB -> (n, 3) uint8 at full scale (v * 85)."""
+    rgb = np.stack([(byte >> 4) & 3, (byte >> 2) & 3, byte & 3], axis=-1)
+    return (rgb * 85).astype(np.uint8)
+
+
+def _first_bad(bad: np.ndarray) -> int:
+    return int(np.argmax(bad)) if bad.any() else -1
+
+
+def _single_words(words: np.ndarray, start: int) -> Cells:
+    """A run of colour-pixel and write-character words (none starting with 0xFF), as one Cells op."""
+    b0, b1, b2, b3 = words >> 24, (words >> 16) & 0xFF, (words >> 8) & 0xFF, words & 0xFF
+    tag = b0 >> 5
+    is_pixel = tag == TAG_PIXEL
+    is_char = tag == TAG_CHAR
+    checks = (
+        (~(is_pixel | is_char), "unknown command tag {tag:03b} (001 pixel, 010 character, 0xFF block commands)"),
+        ((b1 >> 5) != tag, "the y byte's tag {ytag:03b} differs from the x byte's {tag:03b}"),
+        (is_pixel & (b2 >> 4 != 0), "colour byte 0x{b2:02X} has its top bits set (0000RRRR expected)"),
+        (is_char & (b2 >> 6 != 0), "colour byte 0x{b2:02X} has its top bits set (00RRGGBB expected)"),
+        (is_char & (b3 >= 0x80), "character 0x{b3:02X} is not ASCII"),
+    )
+    first, problem = -1, ""
+    for bad, text in checks:
+        i = _first_bad(bad)
+        if i >= 0 and (first < 0 or i < first):
+            first, problem = i, text
+    if first >= 0:
+        f = int(first)
+        w = int(words[f])
+        problem = problem.format(tag=int(tag[f]), ytag=int(b1[f] >> 5), b2=int(b2[f]), b3=int(b3[f]))
+        raise InstructionError(start + f, w, problem)
+    rgb = np.where(is_pixel[:, None], _rgb4(words & 0xFFFF), _rgb2(b2))
+    glyph = np.where(is_pixel, SOLID, b3).astype(np.int16)
+    return Cells(b0 & 31, b1 & 31, glyph, rgb)
+
+
+def _block_text(words: np.ndarray, start: int, cursor: int) -> tuple[list[Cells], int]:
+    """Block-mode words (two 00RRGGBB + char pairs each) -> Cells at the cursor; returns the new cursor."""
+    halves = np.stack([words >> 16, words & 0xFFFF], axis=-1).reshape(-1)
+    colour, code = halves >> 8, halves & 0xFF
+    checks = (
+        (colour >> 6 != 0, "colour byte 0x{c:02X} has its top bits set (00RRGGBB expected)"),
+        (code >= 0x80, "character 0x{k:02X} is not ASCII"),
+    )
+    for bad, text in checks:
+        i = _first_bad(bad)
+        if i >= 0:
+            raise InstructionError(start + i // 2, int(words[i // 2]), text.format(c=int(colour[i]), k=int(code[i])))
+    keep = code != 0  # NUL is padding
+    colour, code = colour[keep], code[keep]
+    ops = []
+    # one slice per line: positions run on from the cursor, a newline moves it to the next line's start
+    breaks = np.flatnonzero(code == 0x0A)
+    begin = 0
+    for end in [*breaks.tolist(), len(code)]:
+        n = end - begin
+        if n:
+            pos = (cursor + np.arange(n)) % (CELLS * CELLS)
+            ops.append(Cells(pos % CELLS, pos // CELLS, code[begin:end].astype(np.int16), _rgb2(colour[begin:end])))
+            cursor = (cursor + n) % (CELLS * CELLS)
+        if end < len(code):  # a newline
+            cursor = ((cursor // CELLS + 1) * CELLS) % (CELLS * CELLS)
+        begin = end + 1
+    return ops, cursor
+
+
+def _rect(words: np.ndarray, k: int) -> Rect:
+    if k + 1 >= len(words):
+        raise InstructionError(k, int(words[k]), "colour block without its rectangle word")
+    head, rect = int(words[k]), int(words[k + 1])
+    if (head >> 12) & 0xF:
+        raise InstructionError(k, head, f"colour byte 0x{(head >> 8) & 0xFF:02X} has its top bits set (0000RRRR)")
+    parts = [(rect >> s) & 0xFF for s in (24, 16, 8, 0)]
+    if any(p >> 5 != TAG_PIXEL for p in parts):
+        raise InstructionError(k + 1, rect, "rectangle word must be 001-xl 001-yt 001-xr 001-yb")
+    xl, yt, xr, yb = (p & 31 for p in parts)
+    r, g, b = (int(v) for v in _rgb4(np.array([head & 0xFFFF]))[0])
+    return Rect(min(xl, xr), min(yt, yb), max(xl, xr), max(yt, yb), (r, g, b))
+
+
+def decode(message: bytes, state: SessionState = SessionState()) -> Transaction:
+    """Decode one binary message; raises InstructionError (nothing applied) on the first malformed word."""
+    if len(message) % 4:
+        index = len(message) // 4
+        raise InstructionError(
+            index, bytes(message[index * 4 :]), f"message length {len(message)} is not a multiple of 4 bytes"
+        )
+    words = np.frombuffer(message, dtype=">u4").astype(np.int64)
+    n = len(words)
+    quits = np.flatnonzero(words == QUIT)
+    commands = np.flatnonzero((words >> 24) == 0xFF)
+    result = Transaction(state=state)
+    block, cursor = state.block, state.cursor
+    i = 0
+    while i < n:
+        if block:
+            j = int(quits[np.searchsorted(quits, i)]) if np.searchsorted(quits, i) < len(quits) else n
+            ops, cursor = _block_text(words[i:j], i, cursor)
+            result.ops.extend(ops)
+            if j < n:
+                block = False
+            i = j + 1
+            continue
+        after = np.searchsorted(commands, i)
+        k = int(commands[after]) if after < len(commands) else n
+        if k > i:
+            result.ops.append(_single_words(words[i:k], i))
+        if k == n:
+            break
+        word = int(words[k])
+        if word == BLOCK_START:
+            block, cursor = True, 0
+            i = k + 1
+        elif word >> 16 == COLOUR_BLOCK:
+            result.ops.append(_rect(words, k))
+            i = k + 2
+        elif word == QUIT:
+            result.quit = True  # the rest of the message is ignored: the connection closes
+            break
+        else:
+            raise InstructionError(k, word, "unknown 0xFF command (FF000080 block, FF01 colour block, FFFFFFFF quit)")
+    result.state = SessionState(block, cursor)
+    return result
+
+
+# -- encoding (for clients) ------------------------------------------------------------------------------
+
+
+def _check(name: str, value: int, limit: int) -> int:
+    if not 0 <= value < limit:
+        raise ValueError(f"{name} must be 0..{limit - 1}, got {value}")
+    return value
+
+
+def pixel(x: int, y: int, r: int, g: int, b: int) -> int:
+    """Colour pixel: 001xxxxx 001yyyyy 0000RRRR GGGGBBBB (4-bit channels)."""
+    x, y = _check("x", x, CELLS), _check("y", y, CELLS)
+    r, g, b = (_check(c, v, 16) for c, v in zip("rgb", (r, g, b), strict=True))
+    return (TAG_PIXEL << 29) | (x << 24) | (TAG_PIXEL << 21) | (y << 16) | (r << 8) | (g << 4) | b
+
+
+def _colour2(r: int, g: int, b: int) -> int:
+    r, g, b = (_check(c, v, 4) for c, v in zip("rgb", (r, g, b), strict=True))
+    return (r << 4) | (g << 2) | b
+
+
+def char(x: int, y: int, r: int, g: int, b: int, ch: str | int) -> int:
+    """Write character: 010xxxxx 010yyyyy 00RRGGBB <ASCII> (2-bit channels)."""
+    code = _check("character", ord(ch) if isinstance(ch, str) else ch, 0x80)
+    x, y = _check("x", x, CELLS), _check("y", y, CELLS)
+    return (TAG_CHAR << 29) | (x << 24) | (TAG_CHAR << 21) | (y << 16) | (_colour2(r, g, b) << 8) | code
+
+
+def block_start() -> int:
+    """Enter write-block mode: FF 00 00 80."""
+    return BLOCK_START
+
+
+def block_text(text: str, r: int, g: int, b: int) -> list[int]:
+    """Block-mode words for `text` in one colour (2-bit channels), NUL-padded to whole words."""
+    colour = _colour2(r, g, b)
+    codes = [_check("character", ord(c), 0x80) for c in text]
+    if len(codes) % 2:
+        codes.append(0)
+    return [(colour << 24) | (codes[i] << 16) | (colour << 8) | codes[i + 1] for i in range(0, len(codes), 2)]
+
+
+def colour_block(left: int, top: int, right: int, bottom: int, r: int, g: int, b: int) -> list[int]:
+    """Colour block: FF 01 0000RRRR GGGGBBBB, then 001-xl 001-yt 001-xr 001-yb."""
+    r, g, b = (_check(c, v, 16) for c, v in zip("rgb", (r, g, b), strict=True))
+    names = ("left", "top", "right", "bottom")
+    edges = [_check(n, v, CELLS) for n, v in zip(names, (left, top, right, bottom), strict=True)]
+    rect = 0
+    for e in edges:
+        rect = (rect << 8) | (TAG_PIXEL << 5) | e
+    return [(COLOUR_BLOCK << 16) | (r << 8) | (g << 4) | b, rect]
+
+
+def pack(words: list[int]) -> bytes:
+    """Words -> one message, most significant byte first."""
+    return b"".join(w.to_bytes(4, "big") for w in words)
