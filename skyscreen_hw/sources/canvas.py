@@ -26,10 +26,12 @@ class Canvas:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.glyph = np.full((CELLS, CELLS), UNDRAWN, dtype=np.int16)  # [y, x]
-        self.rgb = np.zeros((CELLS, CELLS, 3), dtype=np.uint8)
-        self.owner = np.zeros((CELLS, CELLS), dtype=np.int64)  # session id; 0 = nobody
+        n = CELLS * CELLS
+        self.glyph = np.full(n, UNDRAWN, dtype=np.int16)  # by cell, y * 32 + x
+        self.colour = np.zeros(n, dtype=np.uint32)  # 0xRRGGBB
+        self.owner = np.zeros(n, dtype=np.int64)  # session id; 0 = nobody
         self._bitmaps = glyph_bitmaps(self.CELL)  # (SOLID + 1, CELL, CELL) bool
+        self._latest = np.empty(n, dtype=np.int64)
         self._version = 0
         self._texture: tuple[int, np.ndarray, np.ndarray] | None = None
 
@@ -44,23 +46,24 @@ class Canvas:
         with self._lock:
             for op in transaction.ops:
                 if isinstance(op, Rect):
-                    cells = np.s_[op.top : op.bottom + 1, op.left : op.right + 1]
-                    self.glyph[cells] = SOLID
-                    self.rgb[cells] = op.rgb
-                    self.owner[cells] = session
+                    grid = np.s_[op.top : op.bottom + 1, op.left : op.right + 1]
+                    self.glyph.reshape(CELLS, CELLS)[grid] = SOLID
+                    self.colour.reshape(CELLS, CELLS)[grid] = op.colour
+                    self.owner.reshape(CELLS, CELLS)[grid] = session
                 else:
                     self._cells(session, op)
             self._version += 1
 
     def _cells(self, session: int, op: Cells) -> None:
-        # numpy assigns repeated indices in order, but keep only each cell's last write to be sure
-        flat = op.y * CELLS + op.x
-        _, last = np.unique(flat[::-1], return_index=True)
-        pick = len(flat) - 1 - last
-        y, x = op.y[pick], op.x[pick]
-        self.glyph[y, x] = op.glyph[pick]
-        self.rgb[y, x] = op.rgb[pick]
-        self.owner[y, x] = session
+        # numpy does not promise an order for repeated indices: find each cell's last write first
+        latest = self._latest
+        latest.fill(-1)
+        np.maximum.at(latest, op.cell, np.arange(len(op.cell)))
+        cells = np.flatnonzero(latest >= 0)
+        src = latest[cells]
+        self.glyph[cells] = op.glyph[src]
+        self.colour[cells] = op.colour[src]
+        self.owner[cells] = session
 
     def clear(self, session: int) -> None:
         """Forget what `session` drew (its quit); cells others drew over since stay."""
@@ -68,7 +71,7 @@ class Canvas:
             mine = self.owner == session
             if mine.any():
                 self.glyph[mine] = UNDRAWN
-                self.rgb[mine] = 0
+                self.colour[mine] = 0
                 self.owner[mine] = 0
                 self._version += 1
 
@@ -78,16 +81,19 @@ class Canvas:
             cached = self._texture
             if cached is not None and cached[0] == self._version:
                 return cached[1], cached[2]
-            glyph, rgb, version = self.glyph.copy(), self.rgb.copy(), self._version
+            glyph, colour, version = self.glyph.copy(), self.colour.copy(), self._version
         drawn = glyph != UNDRAWN
-        bits = self._bitmaps[np.where(drawn, glyph, 0)]  # (32, 32, CELL, CELL)
-        pixels = np.where(bits[..., None], rgb[:, :, None, None, :], 0).astype(np.uint8)
-        picture = pixels.transpose(0, 2, 1, 3, 4).reshape(self.SIZE, self.SIZE, 3)
-        alpha = np.repeat(np.repeat(drawn, self.CELL, axis=0), self.CELL, axis=1)
+        rgb = (colour[:, None] >> np.array([16, 8, 0], dtype=np.uint32)).astype(np.uint8)  # (1024, 3)
+        bits = self._bitmaps[np.where(drawn, glyph, 0)]  # (1024, CELL, CELL)
+        pixels = bits[..., None] * rgb[:, None, None, :]  # (1024, CELL, CELL, 3)
+        c, t = self.CELL, self.SIZE
+        picture = pixels.reshape(CELLS, CELLS, c, c, 3).transpose(0, 2, 1, 3, 4).reshape(t, t, 3)
+        alpha = np.repeat(np.repeat(drawn.reshape(CELLS, CELLS), c, axis=0), c, axis=1)
         self._texture = (version, picture, alpha)
         return picture, alpha
 
     def text(self) -> list[str]:
         """The canvas as 32 lines of text (glyph characters, '#' for filled cells, ' ' elsewhere): for tests."""
-        chars = np.where(self.glyph == SOLID, ord("#"), np.where(self.glyph < 32, ord(" "), self.glyph))
+        glyph = self.glyph.reshape(CELLS, CELLS)
+        chars = np.where(glyph == SOLID, ord("#"), np.where(glyph < 32, ord(" "), glyph))
         return ["".join(chr(c) for c in row).rstrip() for row in chars]

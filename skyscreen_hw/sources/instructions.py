@@ -48,12 +48,19 @@ class SessionState:
 
 @dataclass(frozen=True)
 class Cells:
-    """Draw cells: glyph (0..127 ASCII, SOLID for a filled cell) in colour on black, in order."""
+    """Draw cells, in order: `cell` = y * 32 + x, `glyph` 0..127 ASCII or SOLID, `colour` 0xRRGGBB on black."""
 
-    x: np.ndarray
-    y: np.ndarray
+    cell: np.ndarray
     glyph: np.ndarray
-    rgb: np.ndarray  # (n, 3) uint8
+    colour: np.ndarray  # uint32 0xRRGGBB
+
+    @property
+    def x(self) -> np.ndarray:
+        return self.cell % CELLS
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.cell // CELLS
 
 
 @dataclass(frozen=True)
@@ -64,7 +71,7 @@ class Rect:
     top: int
     right: int
     bottom: int
-    rgb: tuple[int, int, int]
+    colour: int  # 0xRRGGBB
 
 
 @dataclass
@@ -79,62 +86,61 @@ class Transaction:
 # -- decoding --------------------------------------------------------------------------------------------
 
 
-def _rgb4(low16: np.ndarray) -> np.ndarray:
-    """0000RRRR GGGGBBBB -> (n, 3) uint8 at full scale (v * 17)."""
-    rgb = np.stack([(low16 >> 8) & 0xF, (low16 >> 4) & 0xF, low16 & 0xF], axis=-1)
-    return (rgb * 17).astype(np.uint8)
+def _packed(r: np.ndarray, g: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return ((r << 16) | (g << 8) | b).astype(np.uint32)
 
 
-def _rgb2(byte: np.ndarray) -> np.ndarray:
-    """00RRGGBB -> (n, 3) uint8 at full scale (v * 85)."""
-    rgb = np.stack([(byte >> 4) & 3, (byte >> 2) & 3, byte & 3], axis=-1)
-    return (rgb * 85).astype(np.uint8)
+_codes12, _codes6 = np.arange(4096), np.arange(64)
+RGB12 = _packed((_codes12 >> 8) * 17, ((_codes12 >> 4) & 15) * 17, (_codes12 & 15) * 17)  # 0000RRRR GGGGBBBB
+RGB6 = _packed((_codes6 >> 4) * 85, ((_codes6 >> 2) & 3) * 85, (_codes6 & 3) * 85)  # 00RRGGBB
+
+PIXEL_MASK, PIXEL_BITS = 0xE0E0F000, 0x20200000  # 001xxxxx 001yyyyy 0000.... ........
+CHAR_MASK, CHAR_BITS = 0xE0E0C080, 0x40400000  # 010xxxxx 010yyyyy 00...... 0.......
 
 
-def _first_bad(bad: np.ndarray) -> int:
-    return int(np.argmax(bad)) if bad.any() else -1
+def _diagnose(word: int) -> str:
+    """Why a single-word command is malformed (only called for a word that is)."""
+    b0, b1, b2, b3 = word >> 24, (word >> 16) & 0xFF, (word >> 8) & 0xFF, word & 0xFF
+    tag = b0 >> 5
+    if tag not in (TAG_PIXEL, TAG_CHAR):
+        return f"unknown command tag {tag:03b} (001 pixel, 010 character, 0xFF block commands)"
+    if b1 >> 5 != tag:
+        return f"the y byte's tag {b1 >> 5:03b} differs from the x byte's {tag:03b}"
+    if tag == TAG_PIXEL:
+        return f"colour byte 0x{b2:02X} has its top bits set (0000RRRR expected)"
+    if b2 >> 6:
+        return f"colour byte 0x{b2:02X} has its top bits set (00RRGGBB expected)"
+    return f"character 0x{b3:02X} is not ASCII"
 
 
 def _single_words(words: np.ndarray, start: int) -> Cells:
     """A run of colour-pixel and write-character words (none starting with 0xFF), as one Cells op."""
-    b0, b1, b2, b3 = words >> 24, (words >> 16) & 0xFF, (words >> 8) & 0xFF, words & 0xFF
-    tag = b0 >> 5
-    is_pixel = tag == TAG_PIXEL
-    is_char = tag == TAG_CHAR
-    checks = (
-        (~(is_pixel | is_char), "unknown command tag {tag:03b} (001 pixel, 010 character, 0xFF block commands)"),
-        ((b1 >> 5) != tag, "the y byte's tag {ytag:03b} differs from the x byte's {tag:03b}"),
-        (is_pixel & (b2 >> 4 != 0), "colour byte 0x{b2:02X} has its top bits set (0000RRRR expected)"),
-        (is_char & (b2 >> 6 != 0), "colour byte 0x{b2:02X} has its top bits set (00RRGGBB expected)"),
-        (is_char & (b3 >= 0x80), "character 0x{b3:02X} is not ASCII"),
-    )
-    first, problem = -1, ""
-    for bad, text in checks:
-        i = _first_bad(bad)
-        if i >= 0 and (first < 0 or i < first):
-            first, problem = i, text
-    if first >= 0:
-        f = int(first)
-        w = int(words[f])
-        problem = problem.format(tag=int(tag[f]), ytag=int(b1[f] >> 5), b2=int(b2[f]), b3=int(b3[f]))
-        raise InstructionError(start + f, w, problem)
-    rgb = np.where(is_pixel[:, None], _rgb4(words & 0xFFFF), _rgb2(b2))
-    glyph = np.where(is_pixel, SOLID, b3).astype(np.int16)
-    return Cells(b0 & 31, b1 & 31, glyph, rgb)
+    cell = ((words >> 16) & 31) * CELLS + ((words >> 24) & 31)
+    pix = (words & PIXEL_MASK) == PIXEL_BITS
+    if pix.all():  # the common case: a run of pixels
+        return Cells(cell, np.full(len(words), SOLID, np.int16), RGB12[words & 0xFFF])
+    bad = ~(pix | ((words & CHAR_MASK) == CHAR_BITS))
+    if bad.any():
+        first = int(np.argmax(bad))
+        raise InstructionError(start + first, int(words[first]), _diagnose(int(words[first])))
+    glyph = np.where(pix, SOLID, words & 0xFF).astype(np.int16)
+    colour = np.where(pix, RGB12[words & 0xFFF], RGB6[(words >> 8) & 0x3F])
+    return Cells(cell, glyph, colour)
 
 
 def _block_text(words: np.ndarray, start: int, cursor: int) -> tuple[list[Cells], int]:
     """Block-mode words (two 00RRGGBB + char pairs each) -> Cells at the cursor; returns the new cursor."""
     halves = np.stack([words >> 16, words & 0xFFFF], axis=-1).reshape(-1)
     colour, code = halves >> 8, halves & 0xFF
-    checks = (
-        (colour >> 6 != 0, "colour byte 0x{c:02X} has its top bits set (00RRGGBB expected)"),
-        (code >= 0x80, "character 0x{k:02X} is not ASCII"),
-    )
-    for bad, text in checks:
-        i = _first_bad(bad)
-        if i >= 0:
-            raise InstructionError(start + i // 2, int(words[i // 2]), text.format(c=int(colour[i]), k=int(code[i])))
+    bad = (colour >> 6 != 0) | (code >= 0x80)
+    if bad.any():
+        i = int(np.argmax(bad))
+        problem = (
+            f"colour byte 0x{int(colour[i]):02X} has its top bits set (block mode: 00RRGGBB+char pairs until FFFFFFFF)"
+            if colour[i] >> 6
+            else f"character 0x{int(code[i]):02X} is not ASCII"
+        )
+        raise InstructionError(start + i // 2, int(words[i // 2]), problem)
     keep = code != 0  # NUL is padding
     colour, code = colour[keep], code[keep]
     ops = []
@@ -145,7 +151,7 @@ def _block_text(words: np.ndarray, start: int, cursor: int) -> tuple[list[Cells]
         n = end - begin
         if n:
             pos = (cursor + np.arange(n)) % (CELLS * CELLS)
-            ops.append(Cells(pos % CELLS, pos // CELLS, code[begin:end].astype(np.int16), _rgb2(colour[begin:end])))
+            ops.append(Cells(pos, code[begin:end].astype(np.int16), RGB6[colour[begin:end]]))
             cursor = (cursor + n) % (CELLS * CELLS)
         if end < len(code):  # a newline
             cursor = ((cursor // CELLS + 1) * CELLS) % (CELLS * CELLS)
@@ -163,8 +169,7 @@ def _rect(words: np.ndarray, k: int) -> Rect:
     if any(p >> 5 != TAG_PIXEL for p in parts):
         raise InstructionError(k + 1, rect, "rectangle word must be 001-xl 001-yt 001-xr 001-yb")
     xl, yt, xr, yb = (p & 31 for p in parts)
-    r, g, b = (int(v) for v in _rgb4(np.array([head & 0xFFFF]))[0])
-    return Rect(min(xl, xr), min(yt, yb), max(xl, xr), max(yt, yb), (r, g, b))
+    return Rect(min(xl, xr), min(yt, yb), max(xl, xr), max(yt, yb), int(RGB12[head & 0xFFF]))
 
 
 def decode(message: bytes, state: SessionState = SessionState()) -> Transaction:
@@ -174,7 +179,7 @@ def decode(message: bytes, state: SessionState = SessionState()) -> Transaction:
         raise InstructionError(
             index, bytes(message[index * 4 :]), f"message length {len(message)} is not a multiple of 4 bytes"
         )
-    words = np.frombuffer(message, dtype=">u4").astype(np.int64)
+    words = np.frombuffer(message, dtype=">u4").astype(np.uint32)
     n = len(words)
     quits = np.flatnonzero(words == QUIT)
     commands = np.flatnonzero((words >> 24) == 0xFF)

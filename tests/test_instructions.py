@@ -1,0 +1,185 @@
+"""The pure instruction decoder and the canvas: every command of BRIEF §3, block mode, and bad words."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from skyscreen_hw.sources import instructions as ins
+from skyscreen_hw.sources.canvas import Canvas
+from skyscreen_hw.sources.font import glyph_bitmaps
+from skyscreen_hw.sources.instructions import InstructionError, SessionState, decode
+
+
+def words(*ws: int) -> bytes:
+    return ins.pack(list(ws))
+
+
+def cells_of(transaction: ins.Transaction) -> list[tuple[int, int, int, int]]:
+    """Every cell write as (x, y, glyph, colour), in order."""
+    out = []
+    for op in transaction.ops:
+        assert isinstance(op, ins.Cells)
+        out += list(zip(op.x.tolist(), op.y.tolist(), op.glyph.tolist(), op.colour.tolist(), strict=True))
+    return out
+
+
+def test_colour_pixel_bits_and_4_bit_scaling() -> None:
+    # 001xxxxx 001yyyyy 0000RRRR GGGGBBBB, from the seed's table
+    word = 0b001_00011_001_00101_0000_1111_1000_0001
+    assert word == ins.pixel(3, 5, 15, 8, 1)
+    t = decode(words(word))
+    assert cells_of(t) == [(3, 5, ins.SOLID, (255 << 16) | (8 * 17 << 8) | 17)]
+    assert not t.quit and t.state == SessionState()
+
+
+def test_write_character_bits_and_2_bit_scaling() -> None:
+    # 010xxxxx 010yyyyy 00RRGGBB <ASCII>
+    word = 0b010_11111_010_00000_00_11_01_00_01000001
+    assert word == ins.char(31, 0, 3, 1, 0, "A")
+    assert cells_of(decode(words(word))) == [(31, 0, ord("A"), (255 << 16) | (85 << 8))]
+
+
+def test_a_run_mixing_pixels_and_characters_keeps_order() -> None:
+    ws = [ins.pixel(0, 0, 1, 2, 3), ins.char(1, 0, 3, 3, 3, "x"), ins.pixel(0, 0, 0, 0, 15)]
+    got = cells_of(decode(words(*ws)))
+    assert [(x, y, g) for x, y, g, _ in got] == [(0, 0, ins.SOLID), (1, 0, ord("x")), (0, 0, ins.SOLID)]
+    assert got[2][3] == 255  # blue only
+
+
+def test_colour_block_fills_rectangle_edges_included() -> None:
+    head, rect = ins.colour_block(2, 3, 5, 4, 0, 15, 0)
+    assert head == 0xFF01_00F0 and rect == (0b001_00010 << 24) | (0b001_00011 << 16) | (0b001_00101 << 8) | 0b001_00100
+    (op,) = decode(words(head, rect)).ops
+    assert op == ins.Rect(2, 3, 5, 4, 0x00FF00)
+    canvas = Canvas()
+    canvas.apply(1, decode(words(head, rect)))
+    lines = canvas.text()
+    assert [line for line in lines if line] == ["  ####", "  ####"]
+    assert lines[3] == "  ####" and lines[4] == "  ####"
+
+
+def test_colour_block_with_swapped_corners_is_the_same_rectangle() -> None:
+    (op,) = decode(words(*ins.colour_block(5, 4, 2, 3, 1, 1, 1))).ops
+    assert (op.left, op.top, op.right, op.bottom) == (2, 3, 5, 4)
+
+
+def test_write_block_text_lines_newline_nul_and_wrap() -> None:
+    text = "ab\ncd"
+    msg = words(ins.block_start(), *ins.block_text(text, 3, 0, 0))
+    t = decode(msg)
+    assert t.state.block
+    assert [(x, y, chr(g)) for x, y, g, _ in cells_of(t)] == [(0, 0, "a"), (1, 0, "b"), (0, 1, "c"), (1, 1, "d")]
+    assert {c for *_, c in cells_of(t)} == {0xFF0000}
+    # NUL is padding: "abc" is padded to two words, and only three cells are written
+    t = decode(words(ins.block_start(), *ins.block_text("abc", 0, 3, 0)))
+    assert len(cells_of(t)) == 3
+
+
+def test_block_mode_lasts_across_messages_and_quit_leaves_it() -> None:
+    t1 = decode(words(ins.block_start(), *ins.block_text("hi", 3, 3, 3)))
+    t2 = decode(words(*ins.block_text("yo", 3, 3, 3)), t1.state)
+    assert [(x, chr(g)) for x, _, g, _ in cells_of(t2)] == [(2, "y"), (3, "o")]
+    t3 = decode(words(ins.QUIT, ins.pixel(9, 9, 1, 1, 1)), t2.state)
+    assert not t3.quit and not t3.state.block  # quit in block mode only leaves block mode
+    assert [(x, y) for x, y, *_ in cells_of(t3)] == [(9, 9)]  # and the message goes on in normal mode
+
+
+def test_block_text_wraps_at_32_columns_and_back_to_the_top_after_32_rows() -> None:
+    t = decode(words(ins.block_start(), *ins.block_text("x" * 33, 3, 3, 3)))
+    assert [(x, y) for x, y, *_ in cells_of(t)][-2:] == [(31, 0), (0, 1)]
+    t = decode(words(ins.block_start(), *ins.block_text("\n" * 31 + "x" * 33, 3, 3, 3)))
+    assert [(x, y) for x, y, *_ in cells_of(t)][-2:] == [(31, 31), (0, 0)]
+
+
+def test_entering_block_mode_again_starts_from_the_top_left() -> None:
+    t1 = decode(words(ins.block_start(), *ins.block_text("abcd", 3, 3, 3), ins.QUIT))
+    t2 = decode(words(ins.block_start(), *ins.block_text("z", 3, 3, 3)), t1.state)
+    assert [(x, y, chr(g)) for x, y, g, _ in cells_of(t2)] == [(0, 0, "z")]
+
+
+def test_quit_outside_block_mode_ends_the_session_and_ignores_the_rest() -> None:
+    t = decode(words(ins.pixel(1, 1, 1, 1, 1), ins.QUIT, 0x12345678))
+    assert t.quit and len(cells_of(t)) == 1
+
+
+@pytest.mark.parametrize(
+    ("message", "index", "text"),
+    [
+        (b"\x20\x20\x00", 0, "length 3 is not a multiple of 4"),
+        (words(ins.pixel(0, 0, 1, 1, 1)) + b"\x01\x02", 1, "0x0102: message length 6"),
+        (words(ins.pixel(0, 0, 1, 1, 1), 0x60200000), 1, "0x60200000: unknown command tag 011"),
+        (words(0x20400000), 0, "y byte's tag 010 differs"),
+        (words(0x2020F000), 0, "colour byte 0xF0 has its top bits set"),
+        (words(0x4040C041), 0, "colour byte 0xC0 has its top bits set"),
+        (words(0x40400080), 0, "character 0x80 is not ASCII"),
+        (words(ins.pixel(1, 1, 1, 1, 1), 0xFF01_0FFF), 1, "colour block without its rectangle word"),
+        (words(0xFF01_0FFF, 0x20204020), 1, "rectangle word must be"),
+        (words(0xFF01_1000, 0x20202020), 0, "colour byte 0x10 has its top bits set"),
+        (words(0xFF02_0000), 0, "unknown 0xFF command"),
+        (words(ins.block_start(), 0x0141FF00), 1, "0x0141FF00: colour byte 0xFF has its top bits set"),
+        (words(ins.block_start(), 0x01410190), 1, "character 0x90 is not ASCII"),
+    ],
+)
+def test_malformed_words_name_their_index_and_value(message: bytes, index: int, text: str) -> None:
+    with pytest.raises(InstructionError) as caught:
+        decode(message)
+    assert caught.value.index == index
+    assert text in str(caught.value) and str(caught.value).startswith(f"word {index} = 0x")
+
+
+def test_random_bytes_either_decode_or_raise_instruction_error() -> None:
+    rng = np.random.default_rng(7)
+    failures = 0
+    for n in range(400):
+        message = rng.integers(0, 256, int(rng.integers(0, 64)), dtype=np.uint8).tobytes()
+        try:
+            decode(message, SessionState(block=bool(n % 2)))
+        except InstructionError as exc:
+            failures += 1
+            assert 0 <= exc.index <= len(message) // 4
+    assert failures > 300  # random bytes are almost always malformed
+
+
+def test_canvas_applies_whole_messages_last_write_wins_and_quit_clears_only_the_session() -> None:
+    canvas = Canvas()
+    assert canvas.texture()[1].sum() == 0  # nothing drawn: transparent
+    v0 = canvas.version
+    canvas.apply(1, decode(words(ins.pixel(0, 0, 15, 0, 0), ins.pixel(0, 0, 0, 15, 0), ins.pixel(1, 0, 0, 0, 15))))
+    assert canvas.version == v0 + 1  # one message, one change
+    rgb, alpha = canvas.texture()
+    c = Canvas.CELL
+    assert alpha[:c, : 2 * c].all() and alpha.sum() == 2 * c * c
+    assert (rgb[:c, :c] == (0, 255, 0)).all() and (rgb[:c, c : 2 * c] == (0, 0, 255)).all()
+    canvas.apply(2, decode(words(ins.pixel(1, 0, 15, 15, 15), ins.pixel(5, 5, 15, 15, 15))))
+    canvas.clear(1)  # session 1 quits: its (0,0) goes, its (1,0) was drawn over by session 2 and stays
+    assert canvas.text()[0] == " #" and canvas.text()[5] == "     #"
+
+
+def test_characters_draw_their_glyph_in_colour_on_black() -> None:
+    canvas = Canvas()
+    canvas.apply(1, decode(words(ins.char(2, 1, 0, 3, 0, "A"))))
+    rgb, alpha = canvas.texture()
+    c = Canvas.CELL
+    cell_rgb, cell_alpha = rgb[c : 2 * c, 2 * c : 3 * c], alpha[c : 2 * c, 2 * c : 3 * c]
+    glyph = glyph_bitmaps(c)[ord("A")]
+    assert cell_alpha.all()  # the black background is drawn too
+    assert (cell_rgb[glyph] == (0, 255, 0)).all() and (cell_rgb[~glyph] == 0).all()
+    assert canvas.text()[1] == "  A"
+
+
+def test_every_printable_glyph_is_distinct_and_visible() -> None:
+    bitmaps = glyph_bitmaps(8)
+    printable = [bitmaps[c].tobytes() for c in range(0x21, 0x7F)]
+    assert len(set(printable)) == len(printable)
+    assert all(bitmaps[c].any() for c in range(0x21, 0x7F)) and not bitmaps[0x20].any()
+    assert bitmaps[ins.SOLID].all()
+
+
+def test_encoders_reject_values_out_of_range() -> None:
+    with pytest.raises(ValueError, match=r"x must be 0\.\.31"):
+        ins.pixel(32, 0, 0, 0, 0)
+    with pytest.raises(ValueError, match=r"r must be 0\.\.3"):
+        ins.char(0, 0, 4, 0, 0, "a")
+    with pytest.raises(ValueError, match=r"character must be 0\.\.127"):
+        ins.block_text("é", 1, 1, 1)
