@@ -131,10 +131,14 @@ class SerialOutput:
             next_write = start + self.wire_seconds
 
     def _wait_closing(self, seconds: float, drain: bool = False) -> bool:
-        """Sleep up to `seconds`; True if the output is closing (and, with `drain`, nothing is waiting)."""
+        """Sleep `seconds` (new frames don't cut it short); True if the output is closing meanwhile.
+
+        With `drain`, closing only counts once nothing is waiting to be written.
+        """
+        deadline = time.monotonic() + seconds
         with self._cond:
-            if not self._closing:
-                self._cond.wait(seconds)
+            while not self._closing and (left := deadline - time.monotonic()) > 0:
+                self._cond.wait(left)
             return self._closing and (not drain or self._slot is None)
 
     def _write(self, frame: bytes) -> None:
