@@ -1,0 +1,179 @@
+"""The deployment: systemd units checked by systemd-analyze, and install.sh run against a scratch root."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from skyscreen_hw import config
+
+REPO = Path(__file__).parent.parent
+DEPLOY = REPO / "deploy"
+SYSTEM_UNITS = next((p for p in (Path("/lib/systemd/system"), Path("/usr/lib/systemd/system")) if p.is_dir()), None)
+
+analyze = shutil.which("systemd-analyze")
+needs_analyze = pytest.mark.skipif(analyze is None, reason="systemd-analyze is missing: ./dev.sh test installs it")
+
+
+def install(root: Path, *args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        ["bash", str(DEPLOY / "install.sh"), "--root", str(root), *args], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def tree(root: Path) -> dict[str, tuple[str, int, int]]:
+    """Every file under root: (sha256, mode, mtime_ns)."""
+    return {
+        str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mode, p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def verify_root(root: Path) -> Path:
+    """A root systemd-analyze can verify in: our installed units, the system's units, the ExecStart binary."""
+    if SYSTEM_UNITS is None:
+        pytest.skip("no systemd unit directory on this machine")
+    shutil.copytree(SYSTEM_UNITS, root / "usr/lib/systemd/system", symlinks=True, dirs_exist_ok=True)
+    exe = root / "opt/skyscreen/venv/bin/skyscreen-hw"
+    exe.parent.mkdir(parents=True, exist_ok=True)
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    (root / "bin").mkdir(exist_ok=True)
+    shutil.copy(shutil.which("kill") or "/bin/kill", root / "bin/kill")
+    return root
+
+
+# -- install.sh ------------------------------------------------------------------------------------------
+
+
+def test_install_lays_down_the_files_and_a_second_run_changes_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    first = install(root)
+    files = tree(root)
+    assert set(files) == {
+        "etc/skyscreen/skyscreen.toml",
+        "etc/skyscreen/skyscreen.toml.example",
+        "etc/systemd/system/skyscreen.service",
+        "etc/systemd/system/skyscreen.socket",
+        "etc/udev/rules.d/99-skyscreen.rules",
+        "opt/skyscreen/README.md",
+    }
+    assert (root / "etc/systemd/system/skyscreen.service").read_bytes() == (DEPLOY / "skyscreen.service").read_bytes()
+    assert (root / "etc/udev/rules.d/99-skyscreen.rules").read_bytes() == (
+        REPO / "udev/99-skyscreen.rules"
+    ).read_bytes()
+    assert files["etc/skyscreen/skyscreen.toml"][1] & 0o777 == 0o640
+    assert files["etc/systemd/system/skyscreen.service"][1] & 0o777 == 0o644
+    commands = [line for line in first.stdout.splitlines() if line.startswith("+ ")]
+    for expected in (
+        "apt-get install",
+        "groupadd --system skyscreen",
+        "useradd --system --gid skyscreen",
+        "pip install",
+        "udevadm control --reload",
+        "systemctl enable --now skyscreen.service",
+    ):
+        assert any(expected in c for c in commands), expected
+    install(root)
+    assert tree(root) == files  # same content, modes and modification times
+
+
+def test_an_edited_configuration_is_never_overwritten(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    install(root)
+    mine = root / "etc/skyscreen/skyscreen.toml"
+    mine.write_text("[display]\nfps = 30\n")
+    result = install(root)
+    assert mine.read_text() == "[display]\nfps = 30\n"
+    assert "kept your" in result.stdout
+
+
+def test_the_pwm_drop_in_is_installed_on_request(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    install(root, "--pwm")
+    dropin = root / "etc/systemd/system/skyscreen.service.d/ws281x-pwm.conf"
+    assert dropin.read_bytes() == (DEPLOY / "ws281x-pwm.conf").read_bytes()
+
+
+def test_uninstall_removes_everything_but_the_configuration(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    install(root, "--pwm")
+    result = install(root, "--uninstall")
+    assert set(tree(root)) == {"etc/skyscreen/skyscreen.toml", "etc/skyscreen/skyscreen.toml.example"}
+    assert not (root / "opt/skyscreen").exists()
+    assert "+ systemctl disable --now skyscreen.service skyscreen.socket" in result.stdout
+    assert "+ userdel skyscreen" in result.stdout
+
+
+def test_install_refuses_to_run_as_a_normal_user_without_root(tmp_path: Path) -> None:
+    script = (DEPLOY / "install.sh").read_text()
+    assert 'if [ "$(id -u)" -ne 0 ]' in script  # the real install needs root; --root is for scratch roots
+    result = subprocess.run(["bash", str(DEPLOY / "install.sh"), "--bogus"], capture_output=True, text=True)
+    assert result.returncode == 2 and "unknown option --bogus" in result.stderr
+
+
+def test_the_example_configuration_is_valid_and_limits_power() -> None:
+    cfg = config.load(DEPLOY / "skyscreen.toml")
+    assert cfg.layout.type == "dome" and cfg.layout.serpentine
+    assert (cfg.frame.height, cfg.frame.width) == (360, 288)
+    assert cfg.color.max_milliamps > 0  # the dome at full white would draw kiloamps
+    assert cfg.outputs[0].type == "serial" and cfg.outputs[0].port == "/dev/skyscreen"
+
+
+# -- systemd-analyze ---------------------------------------------------------------------------------------
+
+
+@needs_analyze
+def test_systemd_analyze_verify_accepts_every_unit(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    install(root, "--pwm")  # the service, the socket and the ws281x drop-in
+    verify_root(root)
+    result = subprocess.run(
+        [analyze, "verify", f"--root={root}", "skyscreen.service", "skyscreen.socket"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    # and the check can fail: a misspelt directive is reported
+    unit = root / "etc/systemd/system/skyscreen.service"
+    unit.write_text(unit.read_text().replace("Restart=on-failure", "Restart=sometimes"))
+    broken = subprocess.run(
+        [analyze, "verify", f"--root={root}", "skyscreen.service"], capture_output=True, text=True, timeout=60
+    )
+    assert "restart specifier, ignoring: sometimes" in broken.stderr
+
+
+@needs_analyze
+def test_the_service_exposure_is_at_most_2_5() -> None:
+    unit = str(DEPLOY / "skyscreen.service")
+    result = subprocess.run(
+        [analyze, "security", "--offline=yes", "--threshold=25", "--no-pager", unit],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    found = re.search(r"Overall exposure level for skyscreen\.service: (\d+\.\d)", result.stdout + result.stderr)
+    assert found, result.stdout + result.stderr
+    assert float(found.group(1)) <= 2.5
+    assert result.returncode == 0  # --threshold=25 fails above 2.5
+
+
+def test_the_service_runs_as_skyscreen_with_the_device_groups_and_restarts() -> None:
+    unit = (DEPLOY / "skyscreen.service").read_text()
+    settings = dict(
+        line.split("=", 1) for line in unit.splitlines() if "=" in line and not line.lstrip().startswith("#")
+    )
+    assert settings["Type"] == "notify" and settings["User"] == "skyscreen"
+    assert set(settings["SupplementaryGroups"].split()) == {"dialout", "spi", "gpio"}
+    assert settings["Restart"] == "on-failure" and int(settings["WatchdogSec"]) > 0
+    assert settings["ExecReload"] == "/bin/kill -HUP $MAINPID"
+    assert "PrivateIPC" not in settings  # /dev/shm and the semaphores are shared with pattern programs
