@@ -44,7 +44,7 @@ class Service:
         notify = os.environ.get("NOTIFY_SOCKET") or None
         usec = 0
         pid = os.environ.get("WATCHDOG_PID")
-        if pid is None or pid == str(os.getpid()):
+        if not pid or pid == str(os.getpid()):
             try:
                 usec = int(os.environ.get("WATCHDOG_USEC", "0"))
             except ValueError:

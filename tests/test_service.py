@@ -1,0 +1,236 @@
+"""The daemon under a service manager: a real NOTIFY_SOCKET listener, signals, reload, journal priorities."""
+
+from __future__ import annotations
+
+import grp
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from skyscreen_hw.outputs.record import read_recording
+from skyscreen_hw.sources.shared_frame import FrameWriter
+
+H, W = 4, 6
+
+
+def display_config(name: str, brightness: float = 1.0, group: str = "skyscreen") -> str:
+    return textwrap.dedent(
+        f"""
+        outputs = []
+        [frame]
+        name = "{name}"
+        height = {H}
+        width = {W}
+        group = "{group}"
+        [layout]
+        type = "matrix"
+        [color]
+        gamma = 1.0
+        brightness = {brightness}
+        [display]
+        fps = 30
+        [websocket]
+        enabled = false
+        """
+    )
+
+
+class NotifyListener:
+    """The service manager's end of NOTIFY_SOCKET: an AF_UNIX datagram socket, read by a thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.05)
+        self.messages: list[tuple[float, dict[str, str]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(4096)
+            except TimeoutError:
+                continue
+            fields = dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line)
+            self.messages.append((time.monotonic(), fields))
+
+    def wait_for(self, key: str, value: str | None = None, timeout: float = 15.0, since: int = 0) -> dict[str, str]:
+        """The first message from index `since` on with key (= value)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for _, fields in self.messages[since:]:
+                if key in fields and (value is None or fields[key] == value):
+                    return fields
+            time.sleep(0.02)
+        raise AssertionError(f"no {key}={value} among {[m for _, m in self.messages]}")
+
+    def times(self, key: str) -> list[float]:
+        return [t for t, fields in self.messages if key in fields]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+
+
+@pytest.fixture
+def listener(tmp_path: Path):
+    n = NotifyListener(tmp_path / "notify.sock")
+    yield n
+    n.close()
+
+
+def feed(name: str, value: int, seconds: float) -> None:
+    with FrameWriter(name, H, W, timeout=1.0) as w:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            w.frame[:] = value
+            w.flush()
+            time.sleep(0.02)
+
+
+def test_ready_status_watchdog_and_stopping(display_name: str, daemon_factory, listener, tmp_path: Path) -> None:
+    rec = tmp_path / "rec.rgb"
+    env = {"NOTIFY_SOCKET": str(listener.path), "WATCHDOG_USEC": "400000", "WATCHDOG_PID": ""}
+    d = daemon_factory(display_config(display_name), "--record", str(rec), env=env)
+    ready = listener.wait_for("READY", "1")
+    assert "LEDs" in ready["STATUS"] and "sources: shared frame" in ready["STATUS"]
+    d.wait_for_log("running:")
+    start = time.monotonic()
+    feed(display_name, 200, 2.0)  # frames at 30 fps for 2 s
+    end = time.monotonic()
+    pings = [t for t in listener.times("WATCHDOG") if start <= t <= end]
+    assert 6 <= len(pings) <= 14, len(pings)  # about every 0.2 s (half of WATCHDOG_USEC), not every frame
+    statuses = [f["STATUS"] for _, f in listener.messages if "STATUS" in f and "READY" not in f]
+    assert statuses, listener.messages
+    rates = [float(s.split(" fps")[0]) for s in statuses]
+    assert any(20 <= r <= 31 for r in rates), statuses  # fed at up to 30 fps ([display] fps = 30)
+    last = statuses[-1]
+    assert f"{H * W} LEDs" in last and "sources: shared frame" in last and "dropped frames" in last
+    begin = time.monotonic()
+    d.proc.send_signal(signal.SIGTERM)
+    assert d.proc.wait(5) == 0
+    assert time.monotonic() - begin < 2.0  # blanked and exited within 2 s
+    listener.wait_for("STOPPING", "1", timeout=1)
+    frames = read_recording(rec, H * W)
+    assert (frames[:-1] == 200).all(axis=(1, 2)).any() and frames[-1].sum() == 0  # one black frame at the end
+
+
+def test_a_watchdog_meant_for_another_process_is_ignored(display_name: str, daemon_factory, listener) -> None:
+    env = {"NOTIFY_SOCKET": str(listener.path), "WATCHDOG_USEC": "200000", "WATCHDOG_PID": "1"}
+    d = daemon_factory(display_config(display_name), env=env)
+    listener.wait_for("READY", "1")
+    time.sleep(1.0)
+    assert listener.times("WATCHDOG") == []
+    assert d.stop() == 0
+
+
+def test_sighup_reloads_a_good_configuration(display_name: str, daemon_factory, listener, tmp_path: Path) -> None:
+    rec = tmp_path / "rec.rgb"
+    d = daemon_factory(display_config(display_name), "--record", str(rec), env={"NOTIFY_SOCKET": str(listener.path)})
+    listener.wait_for("READY", "1")
+    d.wait_for_log("running:")
+    feed(display_name, 200, 0.5)
+    d.config_path.write_text(display_config(display_name, brightness=0.5))
+    d.proc.send_signal(signal.SIGHUP)
+    reloading = listener.wait_for("RELOADING", "1")
+    assert int(reloading["MONOTONIC_USEC"]) > 0
+    index = next(i for i, (_, f) in enumerate(listener.messages) if f.get("RELOADING") == "1")
+    listener.wait_for("READY", "1", since=index + 1)  # READY again once the new configuration runs
+    d.wait_for_log("reloaded:")
+    feed(display_name, 200, 0.5)
+    assert d.stop() == 0
+    values = {int(f.max()) for f in read_recording(rec, H * W)}
+    assert {200, 100} <= values  # before and after: brightness 0.5 took effect without a restart
+
+
+def test_sighup_with_a_bad_configuration_keeps_the_running_one(
+    display_name: str, daemon_factory, tmp_path: Path
+) -> None:
+    rec = tmp_path / "rec.rgb"
+    d = daemon_factory(display_config(display_name), "--record", str(rec))
+    d.wait_for_log("running:")
+    d.config_path.write_text("[color]\ngamma = -3\n")
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_for_log("reload rejected")
+    feed(display_name, 150, 0.5)  # still running, still showing, with the old configuration
+    assert d.proc.poll() is None
+    assert d.stop() == 0
+    lines = [line for line in d.log.splitlines() if "reload" in line]
+    assert len(lines) == 1 and "[color] gamma: must be >= 0.1" in lines[0]
+    assert any(f.max() == 150 for f in read_recording(rec, H * W))
+
+
+def test_the_frame_file_and_semaphores_belong_to_the_group_with_mode_0660(
+    display_name: str, daemon_factory, tmp_path: Path
+) -> None:
+    if os.geteuid() == 0:
+        group = f"sky{uuid.uuid4().hex[:8]}"
+        subprocess.run(["groupadd", group], check=True)
+    else:
+        group = grp.getgrgid(os.getgid()).gr_name
+    try:
+        d = daemon_factory(display_config(display_name, group=group))
+        d.wait_for_log("running:")
+        gid = grp.getgrnam(group).gr_gid
+        for path in (
+            Path(f"/dev/shm/{display_name}.frame"),
+            Path(f"/dev/shm/sem.{display_name}.ready"),
+            Path(f"/dev/shm/sem.{display_name}.done"),
+        ):
+            st = path.stat()
+            assert stat.S_IMODE(st.st_mode) == 0o660, path
+            assert st.st_gid == gid, path
+        assert d.stop() == 0
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["groupdel", group], check=False)
+
+
+def test_logs_carry_journal_priorities_when_stderr_is_the_journal(tmp_path: Path) -> None:
+    """With stderr connected to the journal ($JOURNAL_STREAM) and no systemd-python: `<N>` prefixes."""
+    log = tmp_path / "stderr"
+    code = textwrap.dedent(
+        """
+        import sys
+        sys.modules["systemd"] = None  # as on a machine without systemd-python
+        from skyscreen_hw.service import setup_logging
+        log = setup_logging()
+        log.info("hello")
+        log.warning("careful")
+        log.error("broken")
+        """
+    )
+    with log.open("wb") as err:
+        st = os.fstat(err.fileno())
+        env = {**os.environ, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}
+        subprocess.run([sys.executable, "-c", code], stderr=err, env=env, check=True, timeout=30)
+    assert log.read_text().splitlines() == ["<6>hello", "<4>careful", "<3>broken"]
+    plain = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert plain.stderr.splitlines() == [
+        "skyscreen-hw: hello",
+        "skyscreen-hw: warning: careful",
+        "skyscreen-hw: error: broken",
+    ]
+
+
+def test_no_notify_socket_means_no_notifications(display_name: str, daemon_factory, tmp_path: Path) -> None:
+    d = daemon_factory(display_config(display_name), env={"NOTIFY_SOCKET": ""})
+    d.wait_for_log("running:")
+    assert d.stop() == 0
+    assert "sd_notify" not in d.log
+    np.testing.assert_equal(d.proc.returncode, 0)
