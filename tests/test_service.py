@@ -234,3 +234,56 @@ def test_no_notify_socket_means_no_notifications(display_name: str, daemon_facto
     assert d.stop() == 0
     assert "sd_notify" not in d.log
     np.testing.assert_equal(d.proc.returncode, 0)
+
+
+def test_socket_activation_serves_the_websocket_on_the_passed_socket(display_name: str, tmp_path: Path) -> None:
+    """As skyscreen.socket does: a listening socket as fd 3, LISTEN_PID and LISTEN_FDS set for the daemon."""
+    import asyncio
+
+    from websockets.asyncio.client import connect
+
+    from skyscreen_hw.sources import instructions as ins
+
+    listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listening.bind(("127.0.0.1", 0))
+    listening.listen(16)
+    port = listening.getsockname()[1]
+    cfg = tmp_path / "sock.toml"
+    cfg.write_text(display_config(display_name).replace("enabled = false", "port = 1"))  # the config's port is unused
+    rec = tmp_path / "rec.rgb"
+    log = tmp_path / "log"
+    fd = listening.fileno()
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                "sh",
+                "-c",
+                'LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" -m skyscreen_hw "$@"',
+                sys.executable,
+                "--config",
+                str(cfg),
+                "--record",
+                str(rec),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            pass_fds=(fd, 3),  # 3: the dup made in the child, kept open for the daemon
+            preexec_fn=lambda: os.dup2(fd, 3),
+        )
+    listening.close()
+    try:
+        deadline = time.monotonic() + 15
+        while "running:" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert f"ws://127.0.0.1:{port}" in log.read_text()
+
+        async def draw() -> None:
+            async with connect(f"ws://127.0.0.1:{port}") as ws:
+                await ws.send(ins.pack([ins.pixel(0, 0, 15, 15, 15)]))
+                await asyncio.sleep(0.3)
+
+        asyncio.run(draw())
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
+    assert any(f.max() == 255 for f in read_recording(rec, H * W))

@@ -50,7 +50,10 @@ class InstructionServer:
         self.config = config
         self.canvas = canvas
         self.log = log
-        self._sock = socket.socket(fileno=sock) if isinstance(sock, int) else sock
+        try:
+            self._sock = socket.socket(fileno=sock) if isinstance(sock, int) else sock
+        except OSError as exc:
+            raise SkyscreenError(f"socket activation: fd {sock} is not a usable socket ({exc})") from None
         self._sessions = itertools.count(1)
         self._admitted: set[ServerConnection] = set()
         self._open: set[ServerConnection] = set()
