@@ -415,13 +415,29 @@ def test_the_canvas_shows_in_the_simulator_snapshot(display_name: str, daemon_fa
     d = daemon_factory(text, "--simulate", "--snapshot", str(snapshot))
     d.wait_for_log("running:")
     url = re.search(r"ws://[\d.]+:\d+", d.log).group(0)
-    run(send_and_close(url, ins.pack([*ins.colour_block(0, 0, 15, 31, 15, 0, 0), ins.char(20, 4, 0, 3, 0, "#")])))
+    message = [
+        ins.block_start(),
+        *ins.block_text("\n" * 20 + " " * 18 + "Ok", 3, 3, 0),  # write block: "Ok" at (18, 20) and (19, 20)
+        ins.QUIT,  # leaves block mode
+        *ins.colour_block(0, 0, 15, 31, 15, 0, 0),  # colour block: the left half red (over the spaces)
+        ins.char(20, 4, 0, 3, 0, "#"),  # write character
+        ins.pixel(25, 10, 0, 0, 15),  # colour pixel
+    ]
+    run(send_and_close(url, ins.pack(message)))
     time.sleep(0.5)
     assert d.stop() == 0
     image = pygame.surfarray.array3d(pygame.image.load(str(snapshot))).transpose(1, 0, 2)  # (y, x, 3)
     layout = layouts.build(config.parse({"frame": {"width": T, "height": T}, "layout": {"type": "matrix"}}))
     px = pixel_positions(layout, image.shape[0])
     leds = image[px[:, 1], px[:, 0]].reshape(T, T, 3)
+
+    def cell(x: int, y: int) -> np.ndarray:
+        return leds[y * C : (y + 1) * C, x * C : (x + 1) * C]
+
     assert (leds[:, : T // 2] == (255, 0, 0)).all()
-    assert np.array_equal(leds[4 * C : 5 * C, 20 * C : 21 * C], glyph("#", (0, 255, 0)))
-    assert leds[:, T // 2 :].sum() == leds[4 * C : 5 * C, 20 * C : 21 * C].sum()  # nothing else lit
+    assert np.array_equal(cell(20, 4), glyph("#", (0, 255, 0)))
+    assert np.array_equal(cell(25, 10), solid((0, 0, 255)))
+    assert np.array_equal(cell(18, 20), glyph("O", (255, 255, 0)))
+    assert np.array_equal(cell(19, 20), glyph("k", (255, 255, 0)))
+    drawn = sum(int(cell(x, y).sum()) for x, y in [(20, 4), (25, 10), (18, 20), (19, 20)])
+    assert int(leds[:, T // 2 :].sum()) == drawn  # nothing else lit on the right half
