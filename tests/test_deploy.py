@@ -46,8 +46,10 @@ def verify_root(root: Path) -> Path:
     exe.parent.mkdir(parents=True, exist_ok=True)
     exe.write_text("#!/bin/sh\n")
     exe.chmod(0o755)
-    (root / "bin").mkdir(exist_ok=True)
-    shutil.copy(shutil.which("kill") or "/bin/kill", root / "bin/kill")
+    kill = root / "bin/kill"  # ExecReload's binary; verify only checks that it exists and runs
+    kill.parent.mkdir(exist_ok=True)
+    kill.write_text("#!/bin/sh\n")
+    kill.chmod(0o755)
     return root
 
 
