@@ -204,3 +204,21 @@ def test_c_writer_example_compiles_and_writes(display_name: str, tmp_path: Path)
             assert (f[..., 2] == k).all()
     finally:
         reader.close()
+
+
+def test_a_writer_stopped_by_sigterm_while_waiting_for_the_daemon_exits_cleanly(display_name: str) -> None:
+    """No daemon takes the frame: flush() waits; SIGTERM then ends the demo writer with exit 0, no traceback."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "skyscreen_hw", "demo", "rings", "--name", display_name],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.5)  # inside flush(), waiting on done
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0 and "Traceback" not in err, err

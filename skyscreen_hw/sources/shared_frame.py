@@ -255,14 +255,15 @@ class FrameWriter:
         """Hand the frame to the daemon and wait until it has been copied.
 
         Returns True once the daemon took the frame, False if no daemon took it within ``timeout``
-        seconds (default: the writer's timeout), in which case the frame is withdrawn.
+        seconds (default: the writer's timeout) or a signal interrupted the wait; the frame is then
+        withdrawn.
         """
         wait = self.timeout if timeout is None else timeout
         self.ready.release()
         try:
             self.done.acquire(wait)
             return True
-        except posix_ipc.BusyError:
+        except (posix_ipc.BusyError, posix_ipc.SignalError):
             pass
         try:
             self.ready.acquire(0)  # withdraw the frame: no daemon took it
@@ -271,7 +272,7 @@ class FrameWriter:
             pass
         try:  # the daemon took it just now: its done is on the way
             self.done.acquire(wait)
-        except posix_ipc.BusyError:
+        except (posix_ipc.BusyError, posix_ipc.SignalError):
             return False
         return True
 
