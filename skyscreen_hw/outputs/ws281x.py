@@ -154,7 +154,8 @@ class Ws281xOutput:
         """Copy the values into the strip's LED buffer in one go when it is rpi_ws281x's own."""
         channel = getattr(self.strip, "_channel", None)
         if channel is not None and self.ws is not None:
-            address = int(self.ws.ws2811_channel_t_leds_get(channel))
+            pointer = self.ws.ws2811_channel_t_leds_get(channel)  # a SWIG pointer; None before begin()
+            address = int(pointer) if pointer is not None else 0
             if address:
                 ctypes.memmove(address, values.ctypes.data, values.nbytes)
                 return
