@@ -146,12 +146,12 @@ def test_off_a_pi_the_real_strip_falls_back_to_the_simulator_with_one_warning(ca
     assert "ws281x GPIO 18: cannot start off a Raspberry Pi" in warning and "in the simulator instead" in warning
 
 
-def test_a_strip_whose_begin_failed_does_not_crash_the_interpreter_at_exit(tmp_path: Path) -> None:
+def test_a_strip_whose_begin_failed_does_not_crash_the_interpreter_at_exit(display_name: str, tmp_path: Path) -> None:
     """rpi_ws281x 5.0.0's exit handler segfaults after a failed begin(); the daemon exits cleanly."""
     text = textwrap.dedent(
-        """
+        f"""
         [frame]
-        name = "ws281x-exit-test"
+        name = "{display_name}"
         width = 8
         height = 2
         [layout]
