@@ -33,14 +33,10 @@ class Compositor:
         self.leds = np.zeros_like(self.frame_leds)
         self.canvas = canvas
         self._canvas_version = -1
-        self._canvas_leds: np.ndarray | None = None
+        self._canvas_leds: np.ndarray | None = None  # (n, 3), possibly a strided view
         self._canvas_mask: np.ndarray | None = None
         if canvas is not None:
-            lo = layout.positions.min(axis=0)
-            span = layout.positions.max(axis=0) - lo
-            unit = (layout.positions - lo) / np.where(span > 0, span, 1.0)
-            px = np.clip(np.round(unit * (canvas.SIZE - 1)), 0, canvas.SIZE - 1).astype(np.int64)
-            self._canvas_index = px[:, 1] * canvas.SIZE + px[:, 0]
+            self._canvas_index = _canvas_samples(layout, canvas.SIZE)
 
     @property
     def canvas_changed(self) -> bool:
@@ -63,9 +59,37 @@ class Compositor:
             return
         self._canvas_version = self.canvas.version
         rgb, alpha = self.canvas.texture()
-        mask = alpha.reshape(-1)[self._canvas_index]
-        if not mask.any():
+        if not alpha.any():
             self._canvas_leds = self._canvas_mask = None
             return
-        self._canvas_leds = rgb.reshape(-1, 3)[self._canvas_index]
-        self._canvas_mask = mask[:, None]
+        # one uint32 per canvas pixel: drawn (bit 31), lit (bit 30), 0xRRGGBB; the max over an LED's
+        # samples is its brightest drawn sample, so thin strokes between sparse LEDs still show
+        flat = rgb.reshape(-1, 3).astype(np.uint32)
+        packed = (flat[:, 0] << 16) | (flat[:, 1] << 8) | flat[:, 2]
+        packed |= (packed != 0).astype(np.uint32) << 30
+        packed |= alpha.reshape(-1).astype(np.uint32) << 31
+        first, *others = self._canvas_index
+        best = packed.take(first)
+        for index in others:
+            np.maximum(best, packed.take(index), out=best)
+        channels = best.astype("<u4", copy=False).view(np.uint8).reshape(-1, 4)  # B, G, R, flags
+        self._canvas_leds = channels[:, 2::-1]
+        self._canvas_mask = (best >> 31).astype(bool)[:, None]
+
+
+def _canvas_samples(layout: Layout, size: int) -> list[np.ndarray]:
+    """Canvas pixel indices each LED samples: its position, and across its footprint if it has one.
+
+    The canvas is stretched over the layout's bounding box.
+    """
+    lo = layout.positions.min(axis=0)
+    span = layout.positions.max(axis=0) - lo
+    scale = (size - 1) / np.where(span > 0, span, 1.0)
+    points = [layout.positions]
+    if layout.footprint is not None:
+        points += [layout.positions + layout.footprint * f for f in (-0.5, 0.5)]
+    columns = []
+    for p in points:
+        px = np.clip(np.round((p - lo) * scale), 0, size - 1).astype(np.int64)
+        columns.append(px[:, 1] * size + px[:, 0])
+    return columns

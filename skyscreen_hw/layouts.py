@@ -37,6 +37,9 @@ class Layout:
     frame_shape: tuple[int, int]  # (height, width)
     strands: int = 1  # vanes or rows: for drawing the wiring path
     view_plan: ViewPlan | None = field(default=None, compare=False, repr=False)
+    # (n, 2): from each LED to the edge of the patch of the picture it stands for, across the direction
+    # in which LEDs are sparse (between the dome's vanes); None where LEDs are dense enough
+    footprint: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def count(self) -> int:
@@ -112,8 +115,10 @@ def dome(lc: LayoutConfig, shape: tuple[int, int]) -> Layout:
     angle = 2 * math.pi * v / vanes
     radius = lc.radius * (lc.inner_radius + (1 - lc.inner_radius) * (p + 0.5) / per_vane)
     positions = np.column_stack([radius * np.sin(angle), -radius * np.cos(angle)])
+    half_gap = math.pi * radius / vanes  # half the distance to the next vane, along the circle
+    footprint = np.column_stack([np.cos(angle), np.sin(angle)]) * half_gap[:, None]
     plan = _grid_plan(shape, vanes, per_vane, False, False, lc.serpentine)
-    return Layout("dome", positions, frame_index.astype(np.int64), shape, vanes, plan)
+    return Layout("dome", positions, frame_index.astype(np.int64), shape, vanes, plan, footprint)
 
 
 def matrix(lc: LayoutConfig, shape: tuple[int, int]) -> Layout:

@@ -183,3 +183,32 @@ def test_encoders_reject_values_out_of_range() -> None:
         ins.char(0, 0, 4, 0, 0, "a")
     with pytest.raises(ValueError, match=r"character must be 0\.\.127"):
         ins.block_text("é", 1, 1, 1)
+
+
+def test_every_glyph_pixel_shows_on_the_default_dome_from_a_quarter_to_nine_tenths_of_the_radius() -> None:
+    """Legibility on the dome: near the rim the vanes are farther apart than a canvas pixel, so each LED
+    samples its whole footprint between vanes; every pixel of every glyph is shown by some lit LED."""
+    from skyscreen_hw import config, layouts
+    from skyscreen_hw.compositor import Compositor, _canvas_samples
+
+    layout = layouts.build(config.parse({}))
+    samples = _canvas_samples(layout, Canvas.SIZE)
+    bitmaps = glyph_bitmaps(Canvas.CELL)
+    c = Canvas.CELL
+    ring = [
+        (x, y)
+        for y in range(ins.CELLS)
+        for x in range(ins.CELLS)
+        if 0.25 <= np.hypot((x + 0.5) / 16 - 1, (y + 0.5) / 16 - 1) < 0.9
+    ]
+    for ch in "EIil|.:!'W@#":
+        canvas = Canvas()
+        canvas.apply(1, decode(words(*[ins.char(x, y, 3, 3, 3, ch) for x, y in ring])))
+        lit = Compositor(layout, canvas).compose(None).any(axis=1)
+        shown = np.zeros(Canvas.SIZE * Canvas.SIZE, bool)
+        for index in samples:
+            shown[index[lit]] = True
+        shown = shown.reshape(Canvas.SIZE, Canvas.SIZE)
+        glyph = bitmaps[ord(ch)]
+        missing = [(x, y) for x, y in ring if not shown[y * c : (y + 1) * c, x * c : (x + 1) * c][glyph].all()]
+        assert not missing, f"{ch!r}: glyph pixels not shown in cells {missing[:5]}"
