@@ -85,6 +85,10 @@ class Pipeline:
     def dropped(self) -> int:
         return sum(getattr(out, "frames_dropped", 0) for _, out in self.outputs)
 
+    def stalled(self) -> list[str]:
+        """Outputs that report their hardware stuck (an optional `stalled` attribute): the watchdog stops."""
+        return [out.name for _, out in self.outputs if getattr(out, "stalled", False)]
+
 
 def _has_simulator(config: Config) -> bool:
     return any(o.type == "simulator" for o in config.outputs)
@@ -101,6 +105,7 @@ class Daemon:
         self._stop = False
         self._reload = False
         self._shown: list[float] = []
+        self._last_frame = -1e9  # when the shared frame last delivered (monotonic)
         self.reader: FrameReader | None = None
         self.canvas: CanvasLike | None = None
         self.server = None
@@ -176,11 +181,12 @@ class Daemon:
             now = time.monotonic()
             if frame is not None:
                 next_take = now + period  # at most fps frames a second: writers are paced by `done`
+                self._last_frame = now
             if frame is not None or self.pipeline.compositor.canvas_changed or now - last_show >= KEEPALIVE:
                 self.pipeline.show(frame)
                 last_show = now
                 self._count_shown(now)
-            self.service.tick(self.status)
+            self.service.tick(self.status, alive=not self.pipeline.stalled())
             if self._reload:
                 self._reload = False
                 self.reload()
@@ -199,7 +205,11 @@ class Daemon:
         self._reload = True
 
     def reload(self) -> None:
-        """Re-read the configuration file; a bad one is rejected with one line and the old one stays."""
+        """Re-read the configuration file; a bad one is rejected with one line and the old one stays.
+
+        systemd hears RELOADING=1 first and READY=1 at the end, whether the new file was taken or not.
+        """
+        self.service.reloading()
         path = self.options.config_path
         try:
             new = configuration.load(path)
@@ -210,8 +220,8 @@ class Daemon:
             layouts.build(new)  # fails here, before the running outputs are touched
         except SkyscreenError as exc:
             self.log.error("reload rejected, keeping the running configuration: %s", exc)
+            self.service.ready(f"reload rejected (see the log); {self.status()}")
             return
-        self.service.reloading()
         old = self.pipeline
         if old is not None:
             old.blank_and_close()
@@ -242,11 +252,14 @@ class Daemon:
         """The one-line status for systemd: fps, LEDs, sources, dropped frames."""
         p = self.pipeline
         leds = p.layout.count if p else 0
-        sources = ["shared frame"]
+        writing = time.monotonic() - self._last_frame < 2.0
+        sources = [f"shared frame ({'writing' if writing else 'idle'})"]
         if self.server is not None:
             sources.append(f"websocket ({self.server.clients} clients)")
         dropped = (p.dropped if p else 0) + (self.reader.frames_skipped if self.reader else 0)
-        return f"{len(self._shown):.1f} fps, {leds} LEDs, sources: {', '.join(sources)}, {dropped} dropped frames"
+        text = f"{len(self._shown):.1f} fps, {leds} LEDs, sources: {', '.join(sources)}, {dropped} dropped frames"
+        stalled = p.stalled() if p else []
+        return f"{text}; stalled: {', '.join(stalled)}" if stalled else text
 
 
 def run(options: RunOptions, log: logging.Logger) -> int:

@@ -77,12 +77,16 @@ class Service:
         self.notify(f"READY=1\nSTATUS={status}")
         self._next_status = time.monotonic() + STATUS_INTERVAL
 
-    def tick(self, status: Callable[[], str]) -> None:
-        """Called by the frame clock every round: watchdog pings and STATUS updates, each rate-limited."""
+    def tick(self, status: Callable[[], str], alive: bool = True) -> None:
+        """Called by the frame clock every round: watchdog pings and STATUS updates, each rate-limited.
+
+        The pings come from the clock itself, so a clock stuck in an output stops them; ``alive=False``
+        (an output reports itself stalled) withholds them too, and systemd restarts the service.
+        """
         if self.notify_socket is None:
             return
         now = time.monotonic()
-        if self.watchdog_interval and now >= self._next_watchdog:
+        if alive and self.watchdog_interval and now >= self._next_watchdog:
             self.notify("WATCHDOG=1")
             self._next_watchdog = now + self.watchdog_interval
         if now >= self._next_status:
@@ -90,22 +94,31 @@ class Service:
             self._next_status = now + STATUS_INTERVAL
 
     def reloading(self) -> None:
+        """RELOADING=1 with the CLOCK_MONOTONIC time systemd 253+ wants; READY=1 must follow (`ready`)."""
         self.notify(f"RELOADING=1\nMONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}")
 
     def stopping(self) -> None:
         self.notify("STOPPING=1\nSTATUS=stopping: blanking the outputs")
 
     def listen_fds(self) -> list[int]:
-        """Sockets passed by socket activation (skyscreen.socket), or [] when started without one."""
-        if os.environ.get("LISTEN_PID") != str(os.getpid()):
-            return []
-        try:
-            count = int(os.environ.get("LISTEN_FDS", "0"))
-        except ValueError:
-            return []
+        """Sockets passed by socket activation (skyscreen.socket), or [] when started without one.
+
+        As sd_listen_fds(3): only when `$LISTEN_PID` is this process; the variables are unset afterwards
+        and the descriptors are made close-on-exec.
+        """
+        daemon = _systemd_daemon()
+        if daemon is not None:
+            return list(daemon.listen_fds(True))
+        pid = os.environ.get("LISTEN_PID")
+        count = os.environ.get("LISTEN_FDS", "0")
         for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
             os.environ.pop(name, None)
-        return list(range(LISTEN_FDS_START, LISTEN_FDS_START + count))
+        if pid != str(os.getpid()) or not count.isdigit():
+            return []
+        fds = list(range(LISTEN_FDS_START, LISTEN_FDS_START + int(count)))
+        for fd in fds:
+            os.set_inheritable(fd, False)
+        return fds
 
     def close(self) -> None:
         if self._sock is not None:

@@ -120,7 +120,8 @@ def test_ready_status_watchdog_and_stopping(display_name: str, daemon_factory, l
     rates = [float(s.split(" fps")[0]) for s in statuses]
     assert any(20 <= r <= 31 for r in rates), statuses  # fed at up to 30 fps ([display] fps = 30)
     last = statuses[-1]
-    assert f"{H * W} LEDs" in last and "sources: shared frame" in last and "dropped frames" in last
+    assert f"{H * W} LEDs" in last and "sources: shared frame (writing)" in last and "dropped frames" in last
+    assert "sources: shared frame (idle)" in ready["STATUS"]  # no writer yet when it became ready
     begin = time.monotonic()
     d.proc.send_signal(signal.SIGTERM)
     assert d.proc.wait(5) == 0
@@ -128,6 +129,68 @@ def test_ready_status_watchdog_and_stopping(display_name: str, daemon_factory, l
     listener.wait_for("STOPPING", "1", timeout=1)
     frames = read_recording(rec, H * W)
     assert (frames[:-1] == 200).all(axis=(1, 2)).any() and frames[-1].sum() == 0  # one black frame at the end
+
+
+STUCK_DAEMON = """
+import sys, threading, time
+from skyscreen_hw import cli, daemon
+
+real = daemon.build_outputs
+forever = threading.Event()
+
+
+class Stuck:
+    \"\"\"An output that wedges on the frame whose first LED is 99: `block` hangs in show, `flag` says stalled.\"\"\"
+
+    name = "stuck output"
+
+    def __init__(self, mode):
+        self.mode, self.stalled = mode, False
+
+    def show(self, leds):
+        if leds[0, 0] == 99:
+            if self.mode == "block":
+                forever.wait()
+            self.stalled = True
+
+    def close(self):
+        pass
+
+
+def build(config, layout, log, **kw):
+    return [*real(config, layout, log, **kw), (slice(0, layout.count), Stuck(sys.argv[1]))]
+
+
+daemon.build_outputs = build
+sys.exit(cli.main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("mode", ["block", "flag"])
+def test_a_stuck_output_stops_the_watchdog_pings(display_name: str, listener, tmp_path: Path, mode: str) -> None:
+    """A real daemon with one output replaced: blocking in show(), or reporting `stalled`, ends the pings."""
+    cfg = tmp_path / "stuck.toml"
+    cfg.write_text(display_config(display_name))
+    env = {**os.environ, "NOTIFY_SOCKET": str(listener.path), "WATCHDOG_USEC": "400000"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STUCK_DAEMON, mode, "--config", str(cfg)], env=env, stderr=subprocess.DEVNULL
+    )
+    try:
+        listener.wait_for("READY", "1")
+        feed(display_name, 50, 1.0)
+        healthy = listener.times("WATCHDOG")
+        assert len(healthy) >= 3  # pinging every 0.2 s while the output works
+        feed(display_name, 99, 0.3)  # the output wedges on this frame
+        wedged = time.monotonic()
+        time.sleep(1.2)  # three watchdog timeouts (0.4 s): systemd would have aborted and restarted it
+        late = [t for t in listener.times("WATCHDOG") if t > wedged + 0.1]
+        assert late == [], f"{len(late)} pings after the output got stuck"
+        if mode == "flag":  # the clock itself still runs, and says why it stopped pinging
+            assert any("stalled: stuck output" in f.get("STATUS", "") for _, f in listener.messages)
+            assert proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait(5)
 
 
 def test_a_watchdog_meant_for_another_process_is_ignored(display_name: str, daemon_factory, listener) -> None:
@@ -159,14 +222,17 @@ def test_sighup_reloads_a_good_configuration(display_name: str, daemon_factory, 
 
 
 def test_sighup_with_a_bad_configuration_keeps_the_running_one(
-    display_name: str, daemon_factory, tmp_path: Path
+    display_name: str, daemon_factory, listener, tmp_path: Path
 ) -> None:
     rec = tmp_path / "rec.rgb"
-    d = daemon_factory(display_config(display_name), "--record", str(rec))
+    d = daemon_factory(display_config(display_name), "--record", str(rec), env={"NOTIFY_SOCKET": str(listener.path)})
     d.wait_for_log("running:")
     d.config_path.write_text("[color]\ngamma = -3\n")
     d.proc.send_signal(signal.SIGHUP)
     d.wait_for_log("reload rejected")
+    # systemd still hears the reload start and end, so `systemctl reload` never hangs on a rejected file
+    index = next(i for i, (_, f) in enumerate(listener.messages) if f.get("RELOADING") == "1")
+    assert listener.wait_for("READY", "1", since=index + 1)["STATUS"].startswith("reload rejected")
     feed(display_name, 150, 0.5)  # still running, still showing, with the old configuration
     assert d.proc.poll() is None
     assert d.stop() == 0
@@ -287,3 +353,55 @@ def test_socket_activation_serves_the_websocket_on_the_passed_socket(display_nam
         proc.terminate()
         assert proc.wait(10) == 0
     assert any(f.max() == 255 for f in read_recording(rec, H * W))
+
+
+def test_without_systemd_python_the_datagrams_go_to_the_socket_directly(monkeypatch) -> None:
+    """The fallback speaks sd_notify(3) itself, to an abstract socket (`@name`) as systemd may pass."""
+    import logging
+
+    from skyscreen_hw import service
+
+    monkeypatch.setattr(service, "_systemd_daemon", lambda: None)
+    name = f"skytest-notify-{uuid.uuid4().hex[:8]}"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind("\0" + name)
+    sock.settimeout(2)
+    svc = service.Service(f"@{name}", 1_000_000, logging.getLogger("test"))
+    try:
+        svc.ready("ok")
+        svc.tick(lambda: "later", alive=False)  # a stalled output: no ping
+        svc.reloading()
+        svc.stopping()
+        received = [sock.recv(4096).decode() for _ in range(3)]
+    finally:
+        svc.close()
+        sock.close()
+    assert received[0] == "READY=1\nSTATUS=ok"
+    assert received[1].startswith("RELOADING=1\nMONOTONIC_USEC=")
+    assert received[2].startswith("STOPPING=1\n")
+
+
+def test_listen_fds_without_systemd_python_checks_the_pid_and_sets_cloexec(tmp_path: Path) -> None:
+    code = textwrap.dedent(
+        """
+        import logging, os, sys
+        sys.modules["systemd"] = None
+        from skyscreen_hw.service import Service
+        svc = Service(None, 0, logging.getLogger())
+        print(svc.listen_fds(), os.get_inheritable(3), "LISTEN_FDS" in os.environ, svc.listen_fds())
+        """
+    )
+    mine = subprocess.run(
+        ["sh", "-c", 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" -c "$1" 3</dev/null', sys.executable, code],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert mine.stdout.split() == ["[3]", "False", "False", "[]"], mine.stderr  # once, close-on-exec, unset
+    other = subprocess.run(
+        ["sh", "-c", 'LISTEN_PID=1 LISTEN_FDS=1 exec "$0" -c "$1" 3</dev/null', sys.executable, code],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert other.stdout.split()[0] == "[]", other.stderr  # meant for another process

@@ -69,9 +69,11 @@ def _share_with_group(path: Path, group: str, log: logging.Logger) -> None:
     except KeyError:
         gid = -1
     try:
-        if gid >= 0 and path.stat().st_gid != gid:
+        st = path.stat()
+        if gid >= 0 and st.st_gid != gid:
             os.chown(path, -1, gid)
-        os.chmod(path, MODE)
+        if st.st_mode & 0o777 != MODE:  # only then: chmod of a file another user made needs CAP_FOWNER
+            os.chmod(path, MODE)
     except OSError as exc:
         log.warning("cannot give %s to group %s with mode 0660: %s", path, group, exc)
 
