@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 APT_DEMO=(python3-venv python3-dev)
-APT_TEST=(python3-venv python3-dev gcc pkg-config libsystemd-dev systemd)
+APT_TEST=(python3-venv python3-dev gcc pkg-config libsystemd-dev systemd shellcheck)  # systemd: systemd-analyze
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 

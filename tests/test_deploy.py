@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
+from websockets.asyncio.client import connect
 
 from skyscreen_hw import config
+from skyscreen_hw.outputs.record import read_recording
+from skyscreen_hw.sources import instructions as ins
+from skyscreen_hw.sources.shared_frame import FrameWriter
 
 REPO = Path(__file__).parent.parent
 DEPLOY = REPO / "deploy"
@@ -84,8 +93,37 @@ def test_install_lays_down_the_files_and_a_second_run_changes_nothing(tmp_path: 
         "systemctl enable --now skyscreen.service",
     ):
         assert any(expected in c for c in commands), expected
-    install(root)
+    second = install(root)
     assert tree(root) == files  # same content, modes and modification times
+    again = [line for line in second.stdout.splitlines() if line.startswith("+ ")]
+    assert not any("daemon-reload" in c or "udevadm" in c or "restart" in c for c in again), again
+    assert "installed" not in second.stdout.replace("installed skyscreen-hw", "")
+
+
+def test_a_second_run_repairs_a_changed_unit_and_reloads_systemd(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    install(root)
+    unit = root / "etc/systemd/system/skyscreen.service"
+    unit.write_text(unit.read_text().replace("User=skyscreen", "User=root"))
+    (root / "etc/udev/rules.d/99-skyscreen.rules").chmod(0o600)
+    result = install(root)
+    assert unit.read_bytes() == (DEPLOY / "skyscreen.service").read_bytes()
+    assert (root / "etc/udev/rules.d/99-skyscreen.rules").stat().st_mode & 0o777 == 0o644
+    assert "+ systemctl daemon-reload" in result.stdout and "+ udevadm control --reload" in result.stdout
+
+
+def test_install_works_without_the_udev_rules(tmp_path: Path) -> None:
+    """The rules come from another part of the tree: a checkout without them still installs the rest."""
+    src = tmp_path / "src"
+    shutil.copytree(DEPLOY, src / "deploy")
+    shutil.copy(REPO / "README.md", src / "README.md")
+    root = tmp_path / "root"
+    result = subprocess.run(
+        ["bash", str(src / "deploy/install.sh"), "--root", str(root)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert (root / "etc/systemd/system/skyscreen.service").is_file()
+    assert not (root / "etc/udev").exists() and "udevadm" not in result.stdout
 
 
 def test_an_edited_configuration_is_never_overwritten(tmp_path: Path) -> None:
@@ -108,11 +146,28 @@ def test_the_pwm_drop_in_is_installed_on_request(tmp_path: Path) -> None:
 def test_uninstall_removes_everything_but_the_configuration(tmp_path: Path) -> None:
     root = tmp_path / "root"
     install(root, "--pwm")
+    (root / "etc/skyscreen/skyscreen.toml").write_text("[display]\nfps = 30\n")  # edited, as it would be
+    (root / "var/lib/skyscreen").mkdir(parents=True)  # the StateDirectory= systemd made
     result = install(root, "--uninstall")
-    assert set(tree(root)) == {"etc/skyscreen/skyscreen.toml", "etc/skyscreen/skyscreen.toml.example"}
-    assert not (root / "opt/skyscreen").exists()
-    assert "+ systemctl disable --now skyscreen.service skyscreen.socket" in result.stdout
-    assert "+ userdel skyscreen" in result.stdout
+    assert set(tree(root)) == {"etc/skyscreen/skyscreen.toml"}
+    assert (root / "etc/skyscreen/skyscreen.toml").read_text() == "[display]\nfps = 30\n"
+    assert not (root / "opt/skyscreen").exists() and not (root / "var/lib/skyscreen").exists()
+    assert not (root / "etc/systemd/system/skyscreen.service.d").exists()
+    commands = [line for line in result.stdout.splitlines() if line.startswith("+ ")]
+    assert commands[0] == "+ systemctl disable --now skyscreen.service skyscreen.socket"
+    for expected in ("+ userdel skyscreen", "+ groupdel skyscreen", "+ systemctl daemon-reload"):
+        assert expected in commands
+    # the kept configuration goes to root's group before the group's number is freed
+    assert commands.index(f"+ chgrp root {root}/etc/skyscreen/skyscreen.toml") < commands.index("+ userdel skyscreen")
+    install(root, "--uninstall")  # a second uninstall is harmless too
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is missing: ./dev.sh test installs it")
+def test_the_scripts_are_shellcheck_clean() -> None:
+    result = subprocess.run(
+        ["shellcheck", str(DEPLOY / "install.sh"), str(REPO / "dev.sh")], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout
 
 
 def test_install_refuses_to_run_as_a_normal_user_without_root(tmp_path: Path) -> None:
@@ -179,3 +234,67 @@ def test_the_service_runs_as_skyscreen_with_the_device_groups_and_restarts() -> 
     assert settings["Restart"] == "on-failure" and int(settings["WatchdogSec"]) > 0
     assert settings["ExecReload"] == "/bin/kill -HUP $MAINPID"
     assert "PrivateIPC" not in settings  # /dev/shm and the semaphores are shared with pattern programs
+
+
+# -- the sandbox the unit sets up ----------------------------------------------------------------------------
+
+MDWE_WRAPPER = """
+import ctypes, mmap, runpy, sys
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(65, 1, 0, 0, 0) != 0:  # PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN (Linux 6.3+)
+    sys.exit(77)
+try:
+    mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+    sys.exit("writable+executable memory was allowed: MDWE is not in force")
+except PermissionError:
+    pass
+sys.argv = ["skyscreen-hw", *sys.argv[1:]]
+runpy.run_module("skyscreen_hw", run_name="__main__")
+"""
+
+
+def test_the_daemon_runs_under_memory_deny_write_execute(display_name: str, tmp_path: Path) -> None:
+    """MemoryDenyWriteExecute=yes in the unit: numpy, posix_ipc, websockets and the frame path never need W+X.
+
+    The kernel's own MDWE (prctl PR_SET_MDWE) refuses the same mappings as systemd's seccomp filter does.
+    """
+    cfg = tmp_path / "mdwe.toml"
+    cfg.write_text(
+        f'outputs = []\n[frame]\nname = "{display_name}"\nheight = 4\nwidth = 6\n[layout]\ntype = "matrix"\n'
+        "[color]\ngamma = 1.0\n[websocket]\nport = 0\n"
+    )
+    rec, log = tmp_path / "rec.rgb", tmp_path / "log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", MDWE_WRAPPER, "--config", str(cfg), "--record", str(rec)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "NOTIFY_SOCKET": ""},
+        )
+    try:
+        deadline = time.monotonic() + 15
+        while "running:" not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if proc.poll() == 77:
+            pytest.skip("this kernel has no PR_SET_MDWE (Linux 6.3+)")
+        found = re.search(r"ws://127\.0\.0\.1:(\d+)", log.read_text())
+        assert found, log.read_text()
+        with FrameWriter(display_name, 4, 6, timeout=1.0) as w:
+            for _ in range(5):
+                w.frame[:] = 77
+                w.flush()
+
+        async def draw() -> None:
+            async with connect(f"ws://127.0.0.1:{found.group(1)}") as ws:
+                await ws.send(ins.pack([ins.pixel(0, 0, 15, 15, 15)]))
+                await asyncio.sleep(0.3)
+
+        asyncio.run(draw())
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(5) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    frames = read_recording(rec, 24)
+    assert (frames == 77).all(axis=(1, 2)).any() and (frames == 255).any() and frames[-1].sum() == 0
