@@ -9,7 +9,8 @@
 #
 # What it lays down: /opt/skyscreen/venv (the package with its Pi extras), /etc/skyscreen/skyscreen.toml
 # (from deploy/skyscreen.toml, never overwriting yours; the current example is kept beside it), the units in
-# /etc/systemd/system, the udev rules in /etc/udev/rules.d, and the user and group `skyscreen`.
+# /etc/systemd/system, the udev rules in /etc/udev/rules.d, the user and group `skyscreen`, and the
+# command /usr/local/bin/skyscreen-hw.
 # A second run changes nothing unless the source changed; the service restarts only when something did.
 set -euo pipefail
 
@@ -18,7 +19,7 @@ ROOT=""
 ACTION=install
 PWM=no
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -45,6 +46,7 @@ UNITS="$ROOT/etc/systemd/system"
 DROPIN="$UNITS/skyscreen.service.d"
 RULES="$ROOT/etc/udev/rules.d"
 STATE="$ROOT/var/lib/skyscreen"
+LINK="$ROOT/usr/local/bin/skyscreen-hw"  # the command on everybody's PATH: demos, send, check-config
 DEVICE_GROUPS=(dialout spi gpio)  # serial controllers, SPI, GPIO: the unit's SupplementaryGroups=
 UNITS_CHANGED=no                   # set by put() for the units, so systemd reloads only when needed
 RULES_CHANGED=no
@@ -140,6 +142,11 @@ make_venv() {
         fi
     fi
     put "$SRC/README.md" "$OPT/README.md" 0644 || true
+    if [ "$(readlink "$LINK" 2>/dev/null || true)" != /opt/skyscreen/venv/bin/skyscreen-hw ]; then
+        mkdir -p "$(dirname "$LINK")"
+        ln -sfn /opt/skyscreen/venv/bin/skyscreen-hw "$LINK"
+        say "linked $LINK"
+    fi
 }
 
 install_config() {
@@ -192,6 +199,9 @@ uninstall() {
     rmdir "$DROPIN" 2>/dev/null || true
     rm -f "$RULES/99-skyscreen.rules"
     rm -rf "$OPT" "$STATE"
+    if [ "$(readlink "$LINK" 2>/dev/null || true)" = /opt/skyscreen/venv/bin/skyscreen-hw ]; then
+        rm -f "$LINK"
+    fi
     rm -f "$ETC/skyscreen.toml.example"
     system systemctl daemon-reload
     system udevadm control --reload

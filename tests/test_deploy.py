@@ -82,6 +82,7 @@ def test_install_lays_down_the_files_and_a_second_run_changes_nothing(tmp_path: 
         REPO / "udev/99-skyscreen.rules"
     ).read_bytes()
     assert files["etc/skyscreen/skyscreen.toml"][1] & 0o777 == 0o640
+    assert (root / "usr/local/bin/skyscreen-hw").readlink() == Path("/opt/skyscreen/venv/bin/skyscreen-hw")
     assert files["etc/systemd/system/skyscreen.service"][1] & 0o777 == 0o644
     commands = [line for line in first.stdout.splitlines() if line.startswith("+ ")]
     for expected in (
@@ -153,6 +154,7 @@ def test_uninstall_removes_everything_but_the_configuration(tmp_path: Path) -> N
     assert (root / "etc/skyscreen/skyscreen.toml").read_text() == "[display]\nfps = 30\n"
     assert not (root / "opt/skyscreen").exists() and not (root / "var/lib/skyscreen").exists()
     assert not (root / "etc/systemd/system/skyscreen.service.d").exists()
+    assert not (root / "usr/local/bin/skyscreen-hw").is_symlink()
     commands = [line for line in result.stdout.splitlines() if line.startswith("+ ")]
     assert commands[0] == "+ systemctl disable --now skyscreen.service skyscreen.socket"
     for expected in ("+ userdel skyscreen", "+ groupdel skyscreen", "+ systemctl daemon-reload"):
