@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import os
 import re
@@ -185,6 +186,26 @@ def test_the_example_configuration_is_valid_and_limits_power() -> None:
     assert (cfg.frame.height, cfg.frame.width) == (360, 288)
     assert cfg.color.max_milliamps > 0  # the dome at full white would draw kiloamps
     assert cfg.outputs[0].type == "serial" and cfg.outputs[0].port == "/dev/skyscreen"
+
+
+def test_the_example_configuration_explains_every_key() -> None:
+    """Each key set in the example has its comment, and every key the daemon knows appears in it."""
+    text = (DEPLOY / "skyscreen.toml").read_text()
+    keys = re.compile(r"^\s*#?\s*([a-z_]+) = ", re.MULTILINE)
+    for line in text.splitlines():
+        if re.match(r"^[a-z_]+ = ", line):
+            assert " # " in line, f"no comment on: {line}"
+    mentioned = set(keys.findall(text))
+    for section in (
+        config.FrameConfig,
+        config.LayoutConfig,
+        config.ColorConfig,
+        config.DisplayConfig,
+        config.WebsocketConfig,
+        config.OutputConfig,
+    ):
+        missing = {f.name for f in dataclasses.fields(section)} - mentioned
+        assert not missing, f"{section.__name__}: {sorted(missing)} not in deploy/skyscreen.toml"
 
 
 # -- systemd-analyze ---------------------------------------------------------------------------------------
