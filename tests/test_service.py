@@ -405,3 +405,28 @@ def test_listen_fds_without_systemd_python_checks_the_pid_and_sets_cloexec(tmp_p
         timeout=30,
     )
     assert other.stdout.split()[0] == "[]", other.stderr  # meant for another process
+
+
+def test_under_systemd_with_systemd_python_the_log_goes_to_the_journal_with_priorities(monkeypatch) -> None:
+    """stderr is the journal stream ($JOURNAL_STREAM matches it): native journal entries, with priorities."""
+    import logging
+
+    journal = pytest.importorskip("systemd.journal")
+    from skyscreen_hw.service import setup_logging
+
+    log = logging.getLogger("skyscreen")
+    saved = list(log.handlers)
+    with open(os.devnull, "w") as devnull:
+        st = os.fstat(devnull.fileno())
+        monkeypatch.setattr(sys, "stderr", devnull)
+        try:
+            monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino}")
+            (handler,) = setup_logging().handlers
+            assert isinstance(handler, journal.JournalHandler)
+            levels = (logging.INFO, logging.WARNING, logging.ERROR)
+            assert [handler.map_priority(level) for level in levels] == [6, 4, 3]
+            monkeypatch.setenv("JOURNAL_STREAM", "1:2")  # another stream: plain lines on stderr
+            (handler,) = setup_logging().handlers
+            assert isinstance(handler, logging.StreamHandler) and not isinstance(handler, journal.JournalHandler)
+        finally:
+            log.handlers[:] = saved
