@@ -415,7 +415,7 @@ def test_under_systemd_with_systemd_python_the_log_goes_to_the_journal_with_prio
     from skyscreen_hw.service import setup_logging
 
     log = logging.getLogger("skyscreen")
-    saved = list(log.handlers)
+    saved = list(log.handlers), log.propagate, log.level
     with open(os.devnull, "w") as devnull:
         st = os.fstat(devnull.fileno())
         monkeypatch.setattr(sys, "stderr", devnull)
@@ -429,4 +429,4 @@ def test_under_systemd_with_systemd_python_the_log_goes_to_the_journal_with_prio
             (handler,) = setup_logging().handlers
             assert isinstance(handler, logging.StreamHandler) and not isinstance(handler, journal.JournalHandler)
         finally:
-            log.handlers[:] = saved
+            log.handlers[:], log.propagate, log.level = saved  # other tests' caplog needs propagation back
