@@ -135,14 +135,21 @@ make_venv() {
         if [ ! -x "$OPT/venv/bin/skyscreen-hw" ] || [ "$(cat "$stamp" 2>/dev/null || true)" != "$hash" ]; then
             [ -x "$OPT/venv/bin/python" ] || python3 -m venv "$OPT/venv"
             "$OPT/venv/bin/pip" install --quiet --disable-pip-version-check --upgrade pip
-            "$OPT/venv/bin/pip" install --quiet --disable-pip-version-check --upgrade "${SRC}[pi]"
+            # built from a copy, so no root-owned build/ and *.egg-info are left in your checkout
+            local build
+            build="$(mktemp -d)"
+            cp -r "$SRC/pyproject.toml" "$SRC/README.md" "$SRC/skyscreen_hw" "$build/"
+            "$OPT/venv/bin/pip" install --quiet --disable-pip-version-check --upgrade "${build}[pi]"
+            rm -rf "$build"
             echo "$hash" >"$stamp"
             PACKAGE_CHANGED=yes
             say "installed skyscreen-hw into $OPT/venv"
         fi
     fi
     put "$SRC/README.md" "$OPT/README.md" 0644 || true
-    if [ "$(readlink "$LINK" 2>/dev/null || true)" != /opt/skyscreen/venv/bin/skyscreen-hw ]; then
+    if [ -e "$LINK" ] && [ ! -L "$LINK" ]; then
+        say "left $LINK alone: it is not a link of ours (another skyscreen-hw installed there?)"
+    elif [ "$(readlink "$LINK" 2>/dev/null || true)" != /opt/skyscreen/venv/bin/skyscreen-hw ]; then
         mkdir -p "$(dirname "$LINK")"
         ln -sfn /opt/skyscreen/venv/bin/skyscreen-hw "$LINK"
         say "linked $LINK"
