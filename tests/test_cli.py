@@ -69,3 +69,18 @@ def test_gather_is_not_a_python_loop_per_led() -> None:
     frame = np.zeros((360, 288, 3), np.uint8)
     views = gather.plan(frame)
     assert all(np.shares_memory(v, frame) for _, v in views)
+
+
+def test_check_config_into_a_pipe_closed_early_is_quiet() -> None:
+    """`skyscreen-hw check-config | head -1` when head has already left: exit 0, no BrokenPipeError traceback."""
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is written
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "skyscreen_hw", "check-config"], stdout=write_end, stderr=subprocess.PIPE, timeout=30
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == 0 and b"Traceback" not in result.stderr, result.stderr
