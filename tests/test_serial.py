@@ -303,3 +303,29 @@ def test_output_ranges_beyond_the_layout_are_a_clear_error(log) -> None:
     with pytest.raises(ConfigError, match=r"first/count: LEDs 15-24 are beyond the layout's 20 LEDs"):
         outs = build_outputs(cfg, layouts.build(cfg), log)
         close_all(outs, log)
+
+
+def test_a_wedged_port_reports_stalled_until_the_write_returns(log) -> None:
+    """A write that hangs past its timeout (a wedged USB driver, which a pty cannot produce, so the port
+    object is replaced at that boundary) makes the output `stalled`: the daemon then stops the watchdog."""
+    release = threading.Event()
+
+    class WedgedPort:
+        def write(self, data: bytes) -> int:
+            release.wait(10)
+            return len(data)
+
+        def close(self) -> None:
+            pass
+
+    out = SerialOutput(serial_cfg("/dev/wedged"), 10, log, opener=lambda url, baud, timeout: WedgedPort())
+    out.stall_seconds = 0.2
+    out.show(rgb(10, 1))
+    time.sleep(0.5)
+    assert out.stalled
+    release.set()
+    deadline = time.monotonic() + 2
+    while out.frames_written < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not out.stalled and out.frames_written == 1
+    out.close()

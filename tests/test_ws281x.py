@@ -11,6 +11,7 @@ import logging
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import ClassVar
@@ -174,3 +175,24 @@ def test_a_strip_whose_begin_failed_does_not_crash_the_interpreter_at_exit(displ
     assert result.returncode == 0, result.stderr  # -11 would be the segfault
     assert "memory leak" not in result.stderr
     assert result.stderr.count("cannot start off a Raspberry Pi") == 1
+
+
+def test_a_wedged_strip_reports_stalled_until_it_returns(log) -> None:
+    """A render that never returns (DMA wedged) makes the output `stalled`, which stops the daemon's watchdog."""
+    release = threading.Event()
+
+    class WedgedStrip(FakeStrip):
+        def show(self) -> None:
+            release.wait(10)
+            super().show()
+
+    out = ws281x.create(output_cfg(), None, 0, 3, log, strip_factory=WedgedStrip)
+    out.stall_seconds = 0.2
+    out.show(np.zeros((3, 3), np.uint8))
+    time.sleep(0.5)
+    assert out.stalled
+    release.set()
+    wait_shown(FakeStrip.instances[0], 1)
+    time.sleep(0.05)
+    assert not out.stalled
+    out.close()

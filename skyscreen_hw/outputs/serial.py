@@ -25,6 +25,7 @@ from skyscreen_hw.outputs.framing import Framer
 
 BACKOFF = (0.05, 0.1, 0.2, 0.4, 0.5)  # seconds between reconnection attempts; the last one repeats
 CLOSE_WAIT = 2.0  # seconds close() waits for the last (black) frame to go out
+STALL_SECONDS = 5.0  # a write or open taking longer than this (past its timeout) means the port is wedged
 
 
 def _open_serial(url: str, baud: int, write_timeout: float) -> Any:
@@ -56,6 +57,8 @@ class SerialOutput:
         self.wire_seconds = len(self.framer.buffer) * 10 / cfg.baud  # 8N1: 10 bits a byte
         self.frames_dropped = 0
         self.frames_written = 0
+        self.stall_seconds = STALL_SECONDS
+        self._busy_since: float | None = None  # when the writer entered a port call (write, open)
         self._opener = opener
         self._port: Any = None
         self._slot: bytes | None = None
@@ -76,6 +79,12 @@ class SerialOutput:
             log.warning("serial %s: cannot open (%s); will keep trying to connect", cfg.port, exc)
         self._thread = threading.Thread(target=self._run, name=f"serial {cfg.port}", daemon=True)
         self._thread.start()
+
+    @property
+    def stalled(self) -> bool:
+        """True while one port call has hung for longer than `stall_seconds` (the daemon stops the watchdog)."""
+        since = self._busy_since
+        return since is not None and time.monotonic() - since > self.stall_seconds
 
     def show(self, leds: np.ndarray) -> None:
         frame = bytes(self.framer.encode(leds))
@@ -111,7 +120,11 @@ class SerialOutput:
                 if self._wait_closing(BACKOFF[min(attempt, len(BACKOFF) - 1)]):
                     return
                 attempt += 1
-                self._reconnect()
+                self._busy_since = time.monotonic()
+                try:
+                    self._reconnect()
+                finally:
+                    self._busy_since = None
                 continue
             attempt = 0
             with self._cond:
@@ -126,8 +139,11 @@ class SerialOutput:
             with self._cond:  # the newest frame, taken when the wire is free
                 frame, self._slot = self._slot or frame, None
                 self._cond.notify_all()
-            start = time.monotonic()
-            self._write(frame)
+            start = self._busy_since = time.monotonic()
+            try:
+                self._write(frame)
+            finally:
+                self._busy_since = None
             next_write = start + self.wire_seconds
 
     def _wait_closing(self, seconds: float, drain: bool = False) -> bool:

@@ -17,6 +17,7 @@ import ctypes
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from skyscreen_hw.layouts import Layout
 MODEL_PATHS = [Path("/proc/device-tree/model"), Path("/sys/firmware/devicetree/base/model")]
 PWM_PINS, PCM_PINS, SPI_PINS = (12, 18, 13, 19), (21,), (10,)
 CLOSE_WAIT = 2.0
+STALL_SECONDS = 5.0  # a hand-over to the strip longer than this means the strip is wedged
 
 
 def raspberry_pi_model() -> str | None:
@@ -106,12 +108,20 @@ class Ws281xOutput:
         self.count = count
         self.log = log
         self.frames_dropped = 0
+        self.stall_seconds = STALL_SECONDS
+        self._busy_since: float | None = None  # when the worker started handing the current frame over
         self._values = np.zeros(count, dtype=np.uint32)
         self._pending: np.ndarray | None = None
         self._cond = threading.Condition()
         self._closing = False
         self._thread = threading.Thread(target=self._run, name=f"ws281x GPIO {gpio}", daemon=True)
         self._thread.start()
+
+    @property
+    def stalled(self) -> bool:
+        """True while one hand-over has taken longer than `stall_seconds` (the daemon stops the watchdog)."""
+        since = self._busy_since
+        return since is not None and time.monotonic() - since > self.stall_seconds
 
     def show(self, leds: np.ndarray) -> None:
         values = pack(leds, self.rgbw, np.empty(self.count, dtype=np.uint32))
@@ -139,12 +149,15 @@ class Ws281xOutput:
                 if self._pending is None:
                     return
                 values = self._pending
+            self._busy_since = time.monotonic()
             try:
                 self._hand_over(values)
                 self.strip.show()
             except RuntimeError as exc:
                 self.frames_dropped += 1
                 self.log.warning("%s: %s", self.name, exc)
+            finally:
+                self._busy_since = None
             with self._cond:
                 if self._pending is values:
                     self._pending = None
