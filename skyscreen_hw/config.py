@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -108,6 +109,7 @@ class WebsocketConfig:
     max_connections: int = _key(64, _range(1, 100000))
     max_message_bytes: int = _key(1 << 20, _range(4))
     idle_timeout: float = _key(300.0, _range(0.0, lo_open=True), doc="seconds a silent client may stay")
+    origins: tuple[str, ...] = _key((), doc="browser Origins allowed besides the daemon's own (scripts send none)")
 
     @property
     def is_loopback(self) -> bool:
@@ -179,6 +181,8 @@ def _toml_value(v: Any) -> str:
         return "true" if v else "false"
     if isinstance(v, str):
         return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, tuple | list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     return repr(v)
 
 
@@ -201,17 +205,28 @@ def _build(cls: type, table: Any, where: str, src: str) -> Any:
         if key not in fields:
             known = ", ".join(sorted(fields))
             raise ConfigError(f"{src}: {where} {key}: unknown key (known keys: {known})")
-        want = hints[key]
-        if want is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if type(value) is not want:
-            raise ConfigError(f"{src}: {where} {key}: must be {want.__name__}, got {type(value).__name__} {value!r}")
+        value = _typed(hints[key], value, f"{src}: {where} {key}")
         check = fields[key].metadata.get("check")
         problem = check(value) if check else None
         if problem:
             raise ConfigError(f"{src}: {where} {key}: {problem}")
         values[key] = value
     return cls(**values)
+
+
+def _typed(want: Any, value: Any, where: str) -> Any:
+    """``value`` as type ``want`` (an int where a float is wanted, a list of strings for a tuple); or ConfigError."""
+    if want == tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: must be a list of strings, got {value!r}")
+        return tuple(value)
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not want:
+        raise ConfigError(f"{where}: must be {want.__name__}, got {type(value).__name__} {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: must be a finite number, got {value!r}")
+    return value
 
 
 def parse(data: Mapping[str, Any], src: str = "(config)") -> Config:
