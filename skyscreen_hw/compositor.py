@@ -77,6 +77,28 @@ class Compositor:
         self._canvas_mask = (best >> 31).astype(bool)[:, None]
 
 
+class CanvasOverlay:
+    """Draws the websocket canvas over LED colours: each LED shows the canvas where something was drawn under it."""
+
+    def __init__(self, layout: Layout, canvas: CanvasLike) -> None:
+        self._compositor = Compositor(layout, canvas)
+
+    @property
+    def changed(self) -> bool:
+        return self._compositor.canvas_changed
+
+    def draw(self, leds: np.ndarray) -> np.ndarray:
+        """``leds`` (n, 3) is not modified; returns it when nothing is drawn, else a reused array."""
+        c = self._compositor
+        if c.canvas_changed:
+            c._sample_canvas()
+        if c._canvas_mask is None:
+            return leds
+        np.copyto(c.leds, leds)
+        np.copyto(c.leds, c._canvas_leds, where=c._canvas_mask)
+        return c.leds
+
+
 def _canvas_samples(layout: Layout, size: int) -> list[np.ndarray]:
     """Canvas pixel indices each LED samples: its position, and across its footprint if it has one.
 
