@@ -10,6 +10,7 @@ import asyncio
 import os
 import re
 import resource
+import socket
 import subprocess
 import sys
 import textwrap
@@ -346,6 +347,147 @@ def test_a_token_is_required_when_configured(display_name: str, daemon_factory, 
 
     run(with_header())
     d.wait_cell(1, 0, solid((0, 255, 0)))
+
+
+# -- browser pages: the Origin header -------------------------------------------------------------------------
+
+
+async def refused_status(url: str, **kwargs) -> tuple[int, str]:
+    with pytest.raises(InvalidStatus) as caught:
+        await connect(url, **kwargs)
+    response = caught.value.response
+    return response.status_code, response.body.decode()
+
+
+async def draw_once(url: str, word: int, **kwargs) -> None:
+    async with connect(url, **kwargs) as ws:
+        await draw(ws, word)  # the server applies what came before the close
+
+
+def test_a_page_from_a_foreign_origin_is_refused_403_and_others_carry_on(display: Display) -> None:
+    async def scenario() -> list[tuple[int, str]]:
+        async with connect(display.url) as bystander:
+            await draw(bystander, ins.pixel(5, 6, 0, 0, 15))
+            results = [
+                await refused_status(display.url, origin="http://evil.example"),
+                await refused_status(display.url, origin="http://127.0.0.1:1"),  # same host, another port
+                await refused_status(display.url, origin="null"),  # a sandboxed frame or a file
+            ]
+            await draw(bystander, ins.pixel(6, 6, 0, 15, 0))  # still connected and drawing
+            await asyncio.sleep(0.3)
+            return results
+
+    results = run(scenario())
+    assert results == [
+        (403, f"origin {origin} is not allowed: add it to [websocket] origins\n")
+        for origin in ("http://evil.example", "http://127.0.0.1:1", "null")
+    ]
+    display.wait_cell(5, 6, solid((0, 0, 255)))
+    display.wait_cell(6, 6, solid((0, 255, 0)))
+    lines = display.log_lines("refused a page from origin")
+    assert len(lines) == 3 and "origin http://evil.example (HTTP 403; allow it in [websocket] origins)" in lines[0]
+    assert display.daemon.proc.poll() is None
+
+
+def test_the_daemons_own_origin_and_no_origin_are_accepted(display: Display) -> None:
+    own = display.url.replace("ws://", "http://")  # a page served from the daemon's own host:port
+    run(draw_once(display.url, ins.pixel(1, 9, 15, 0, 0), origin=own))
+    run(draw_once(display.url, ins.pixel(2, 9, 0, 15, 0)))  # scripts send no Origin
+    display.wait_cell(1, 9, solid((255, 0, 0)))
+    display.wait_cell(2, 9, solid((0, 255, 0)))
+    assert display.log_lines("refused") == []
+
+
+def test_listed_origins_are_accepted(display_name: str, daemon_factory, tmp_path: Path) -> None:
+    record = tmp_path / "r.rgb"
+    extra = 'origins = ["http://mypi.local:8080", "https://Studio.example"]\n'
+    d = Display(daemon_factory(display_config(display_name, extra), "--record", str(record)), record)
+    run(draw_once(d.url, ins.pixel(3, 9, 15, 0, 0), origin="http://mypi.local:8080"))
+    run(draw_once(d.url, ins.pixel(4, 9, 0, 15, 0), origin="https://studio.example:443"))  # the same origin
+    d.wait_cell(3, 9, solid((255, 0, 0)))
+    d.wait_cell(4, 9, solid((0, 255, 0)))
+    assert run(refused_status(d.url, origin="http://mypi.local:8081"))[0] == 403
+    assert run(refused_status(d.url, origin="http://studio.example"))[0] == 403  # http is not https
+
+
+def test_an_origins_entry_that_is_no_origin_is_a_start_up_error(
+    display_name: str, daemon_factory, tmp_path: Path
+) -> None:
+    d = daemon_factory(display_config(display_name, 'origins = ["mypi.local:8080"]\n'))
+    assert d.proc.wait(30) == 1
+    assert d.log.strip().splitlines()[-1] == (
+        "skyscreen-hw: error: [websocket] origins: 'mypi.local:8080' is not an origin: write it as a browser"
+        ' sends it, scheme://host[:port] (e.g. "http://mypi.local:8080"), or "null"'
+    )
+
+
+# -- listeners without a token: only on loopback, socket activation too --------------------------------------
+
+
+def activated_daemon(listening: socket.socket, config: Path, log: Path, *args: str) -> subprocess.Popen:
+    """The daemon as skyscreen.socket starts it: `listening` as fd 3, LISTEN_PID and LISTEN_FDS set."""
+    fd = listening.fileno()
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [
+                "sh",
+                "-c",
+                'LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" -m skyscreen_hw "$@"',
+                sys.executable,
+                "--config",
+                str(config),
+                *args,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            pass_fds=(fd, 3),  # 3: the dup made in the child, kept open for the daemon
+            preexec_fn=lambda: os.dup2(fd, 3),
+        )
+
+
+@pytest.mark.parametrize(("family", "wildcard"), [(socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")])
+def test_an_activated_socket_on_all_interfaces_needs_a_token(
+    display_name: str, tmp_path: Path, family: int, wildcard: str
+) -> None:
+    if family == socket.AF_INET6 and not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    listening = socket.socket(family, socket.SOCK_STREAM)
+    listening.bind((wildcard, 0))
+    listening.listen(16)
+    port = listening.getsockname()[1]
+    shown = f"[{wildcard}]:{port}" if ":" in wildcard else f"{wildcard}:{port}"
+    config, log = tmp_path / "open.toml", tmp_path / "open.log"
+    config.write_text(display_config(display_name))  # host 127.0.0.1 in the file: the socket decides
+    proc = activated_daemon(listening, config, log)
+    try:
+        assert proc.wait(30) == 1
+    finally:
+        proc.kill()
+    lines = log.read_text().strip().splitlines()
+    assert lines[-1] == (
+        f"skyscreen-hw: error: [websocket] token: required: the websocket listens on {shown}, which is not a"
+        " loopback address; set [websocket] token, or listen on 127.0.0.1 ([websocket] host, or ListenStream="
+        " in skyscreen.socket)"
+    ), lines
+    assert "running:" not in log.read_text()
+
+    config.write_text(display_config(display_name, 'token = "s3cret"\n'))  # with a token it starts
+    record = tmp_path / "open.rgb"
+    proc = activated_daemon(listening, config, log, "--record", str(record))
+    listening.close()
+    try:
+        deadline = time.monotonic() + 15
+        while "running:" not in log.read_text() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert "running:" in log.read_text(), log.read_text()
+        loopback = "[::1]" if family == socket.AF_INET6 else "127.0.0.1"
+        assert run(refused_status(f"ws://{loopback}:{port}"))[0] == 401
+        run(draw_once(f"ws://{loopback}:{port}/?token=s3cret", ins.pixel(7, 1, 15, 15, 15)))
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
+    frames = np.fromfile(record, np.uint8).reshape(-1, T, T, 3)
+    assert any((f[1 * C : 2 * C, 7 * C : 8 * C] == 255).all() for f in frames)  # the last one is black
 
 
 # -- skyscreen-hw send ---------------------------------------------------------------------------------------

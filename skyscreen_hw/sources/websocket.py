@@ -1,20 +1,20 @@
 """The websocket server of the instruction stream: a thin asyncio shell around the pure decoder.
 
-It runs its own event loop in a thread of its own and touches only the Canvas. Each binary message is
-decoded whole and applied in one step; bad input closes that connection (1003 text, 1007 malformed)
-with one log line, and everyone else carries on. Sizes are bounded: message bytes, connection count,
-idle time, handshake time.
+It is one service on the daemon's network runtime (skyscreen_hw.net: one asyncio thread for every
+socket) and touches only the Canvas. Each binary message is decoded whole and applied in one step; bad
+input closes that connection (1003 text, 1007 malformed) with one log line, and everyone else carries
+on. Sizes are bounded: message bytes, connection count, idle time, handshake time. Before the handshake
+a browser page from a foreign Origin is refused (403), a missing token (401), one client too many (503).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import itertools
 import logging
 import socket
-import threading
+from collections.abc import Collection, Iterable
 from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
 
@@ -25,11 +25,20 @@ from websockets.protocol import State
 
 from skyscreen_hw.config import WebsocketConfig
 from skyscreen_hw.errors import SkyscreenError
+from skyscreen_hw.net.runtime import NetworkError, NetworkRuntime, describe_address, is_local_address
 from skyscreen_hw.sources.canvas import Canvas
 from skyscreen_hw.sources.instructions import InstructionError, SessionState, decode
 
 CLOSE_NORMAL, CLOSE_UNSUPPORTED, CLOSE_INVALID = 1000, 1003, 1007
 START_TIMEOUT = 10.0
+STOP_TIMEOUT = 2.0
+DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
+
+# (scheme, host, port) of an Origin; ("null", "", None) and the like for opaque origins
+OriginKey = tuple[str, str, int | None]
+
+
+# -- the pure parts: tokens and origins ------------------------------------------------------------------
 
 
 def token_from(request: Request) -> str:
@@ -41,15 +50,81 @@ def token_from(request: Request) -> str:
     return auth[7:].strip() if auth.lower().startswith("bearer ") else ""
 
 
+def origin_key(origin: str) -> OriginKey:
+    """An Origin compared by scheme, host and port (the scheme's default port filled in), case-blind.
+
+    Opaque origins ("null", from sandboxed frames and files) and anything unparsable compare as text.
+    """
+    text = origin.strip().lower().rstrip("/")
+    try:
+        parts = urlsplit(text)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return (text, "", None)
+    if not parts.scheme or not host or parts.path or parts.query:
+        return (text, "", None)
+    return (parts.scheme, host, port or DEFAULT_PORTS.get(parts.scheme))
+
+
+def host_key(host_header: str) -> tuple[str, int] | None:
+    """The request's `Host: name[:port]` as (name, port); port 80 when absent (the server speaks plain ws)."""
+    try:
+        parts = urlsplit("//" + host_header.strip().lower())
+        return (parts.hostname, parts.port or 80) if parts.hostname else None
+    except ValueError:
+        return None
+
+
+def origin_allowed(origin: str, host_header: str | None, allowed: Collection[OriginKey]) -> bool:
+    """Whether a browser page from `origin` may connect: the daemon's own host:port, or one listed."""
+    key = origin_key(origin)
+    if key in allowed:
+        return True
+    own = host_key(host_header) if host_header else None
+    return bool(key[1]) and own is not None and (key[1], key[2]) == own
+
+
+def check_origins(origins: Iterable[str]) -> frozenset[OriginKey]:
+    """The `[websocket] origins` entries as keys; SkyscreenError naming a bad one and the fix."""
+    keys = set()
+    for entry in origins:
+        key = origin_key(entry)
+        if not key[1] and key[0] != "null":
+            raise SkyscreenError(
+                f"[websocket] origins: {entry!r} is not an origin: write it as a browser sends it,"
+                ' scheme://host[:port] (e.g. "http://mypi.local:8080"), or "null"'
+            )
+        keys.add(key)
+    return frozenset(keys)
+
+
+# -- the asyncio shell -----------------------------------------------------------------------------------
+
+
 class InstructionServer:
-    """Serves `[websocket]` in a background thread; `start()` returns once it listens (or raises)."""
+    """Serves `[websocket]` on the network runtime; `start()` returns once it listens (or raises).
+
+    `runtime` None: the server makes and owns a runtime of its own (started by `start()`, stopped by
+    `stop()`). `sock`: a listening socket (or its fd) from socket activation instead of host and port.
+    """
 
     def __init__(
-        self, config: WebsocketConfig, canvas: Canvas, log: logging.Logger, sock: int | socket.socket | None = None
+        self,
+        config: WebsocketConfig,
+        canvas: Canvas,
+        log: logging.Logger,
+        # TODO(daemon.py): until the daemon passes a runtime, it passes the activated socket 4th: accept it
+        runtime: NetworkRuntime | int | socket.socket | None = None,
+        sock: int | socket.socket | None = None,
     ) -> None:
+        if isinstance(runtime, int | socket.socket):
+            runtime, sock = None, runtime
         self.config = config
         self.canvas = canvas
         self.log = log
+        self._origins = check_origins(config.origins)
+        self._own_runtime = runtime is None
+        self.runtime = runtime if runtime is not None else NetworkRuntime(log)
         try:
             self._sock = socket.socket(fileno=sock) if isinstance(sock, int) else sock
         except OSError as exc:
@@ -57,11 +132,8 @@ class InstructionServer:
         self._sessions = itertools.count(1)
         self._admitted: set[ServerConnection] = set()
         self._open: set[ServerConnection] = set()
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._started = threading.Event()
-        self._error: BaseException | None = None
+        self._closing: set[asyncio.Task[None]] = set()  # idle closes under way
+        self._server: Server | None = None
         self.port = 0
         self.messages = 0
         self.rejected = 0
@@ -73,59 +145,109 @@ class InstructionServer:
     # -- lifecycle ----------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="websocket", daemon=True)
-        self._thread.start()
-        if not self._started.wait(START_TIMEOUT):
-            raise SkyscreenError("websocket server did not start within 10 s")
-        if self._error is not None:
-            where = f"{self.config.host}:{self.config.port}"
+        """Listen (on host and port, or on the activated socket); SkyscreenError if that cannot be."""
+        if self._own_runtime:
+            self.runtime.start()
+        try:
+            self.runtime.call(self._serve(), timeout=START_TIMEOUT)
+        except SkyscreenError:
+            self._stop_own_runtime()
+            raise
+        except Exception as exc:
+            self._stop_own_runtime()
+            where = self._where()
             raise SkyscreenError(
-                f"[websocket] cannot listen on {where}: {self._error}"
+                f"[websocket] cannot listen on {where}: {exc}"
                 " (is another skyscreen-hw running? choose another [websocket] port, or enabled = false)"
-            ) from self._error
+            ) from exc
+        self.runtime.register("websocket", self._close)
 
     def stop(self) -> None:
         """Close every connection (1001 going away) and the listening socket; waits a bounded time."""
-        if self._loop is not None and self._stop is not None and self._thread is not None:
-            with contextlib.suppress(RuntimeError):  # loop already closed
-                self._loop.call_soon_threadsafe(self._stop.set)
-            self._thread.join(timeout=2.0)
+        if self._own_runtime:
+            self.runtime.stop()  # runs self._close among the registered services
+            return
+        self.runtime.unregister(self._close)
+        if self._server is not None and self.runtime.running:
+            try:
+                self.runtime.call(self._close(), timeout=STOP_TIMEOUT)
+            except NetworkError as exc:
+                self.log.warning("websocket: stopping: %s", exc)
 
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as exc:  # reported to start() or logged, never lost
-            if not self._started.is_set():
-                self._error = exc
-                self._started.set()
-            else:
-                self.log.error("websocket server stopped: %s", exc)
+    def _stop_own_runtime(self) -> None:
+        if self._own_runtime:
+            self.runtime.stop()
 
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
+    def _where(self) -> str:
+        if self._sock is not None:
+            try:
+                return describe_address(self._sock.family, self._sock.getsockname())
+            except OSError:
+                return f"fd {self._sock.fileno()}"
+        return f"{self.config.host}:{self.config.port}"
+
+    async def _serve(self) -> None:
         cfg = self.config
         where = {"sock": self._sock} if self._sock is not None else {"host": cfg.host, "port": cfg.port}
-        async with serve(
+        server = await serve(
             self._session,
             process_request=self._admit,
+            compression=None,  # 32-bit words barely compress, and deflate costs ~7 us a message
             max_size=cfg.max_message_bytes,
             max_queue=16,
             open_timeout=min(START_TIMEOUT, cfg.idle_timeout),
             close_timeout=1.0,
             server_header=None,
+            start_serving=False,  # bound, not yet accepting: the address is checked first
             **where,
-        ) as server:
-            self.port = _bound_port(server)
-            self._started.set()
-            await self._stop.wait()
+        )
+        try:
+            self._check_exposure(server.sockets)
+            await server.start_serving()
+        except BaseException:
+            server.close(close_connections=True)
+            await server.wait_closed()
+            raise
+        self._server = server
+        self.port = _bound_port(server)
+
+    def _check_exposure(self, sockets: Iterable[socket.socket]) -> None:
+        """No token: every listening socket must be reachable from this machine only (socket activation too)."""
+        if self.config.token:
+            return
+        for sock in sockets:
+            name = sock.getsockname()
+            if not is_local_address(sock.family, name):
+                raise SkyscreenError(
+                    f"[websocket] token: required: the websocket listens on {describe_address(sock.family, name)},"
+                    " which is not a loopback address; set [websocket] token, or listen on 127.0.0.1"
+                    " ([websocket] host, or ListenStream= in skyscreen.socket)"
+                )
+
+    async def _close(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
             server.close(close_connections=True)
             await server.wait_closed()
 
     # -- per connection -----------------------------------------------------------------------------
 
     def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
-        """Before the handshake: check the token and the connection limit."""
+        """Before the handshake: check the browser Origin, the token and the connection limit."""
+        origins = request.headers.get_all("Origin")
+        if origins:
+            host = request.headers.get_all("Host")
+            if len(origins) > 1 or not origin_allowed(origins[0], host[0] if len(host) == 1 else None, self._origins):
+                self.rejected += 1
+                shown = ", ".join(origins)[:120]
+                self.log.warning(
+                    "websocket %s: refused a page from origin %s (HTTP 403; allow it in [websocket] origins)",
+                    _peer(connection),
+                    shown,
+                )
+                return connection.respond(
+                    HTTPStatus.FORBIDDEN, f"origin {shown} is not allowed: add it to [websocket] origins\n"
+                )
         token = self.config.token
         if token and not hmac.compare_digest(token_from(request).encode(), token.encode()):
             self.rejected += 1
@@ -144,14 +266,25 @@ class InstructionServer:
         peer = _peer(ws)
         state = SessionState()
         self._open.add(ws)
+        idle = self.config.idle_timeout
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+
+        def check_idle() -> None:  # one timer per connection, moved on by the time of the last message
+            nonlocal timer
+            remaining = last + idle - loop.time()
+            if remaining > 0:
+                timer = loop.call_later(remaining, check_idle)
+                return
+            task = loop.create_task(ws.close(CLOSE_NORMAL, f"idle for {idle:g} s"))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+        timer = loop.call_later(idle, check_idle)
         try:
             while True:
-                try:
-                    async with asyncio.timeout(self.config.idle_timeout):
-                        message = await ws.recv()
-                except TimeoutError:
-                    await ws.close(CLOSE_NORMAL, f"idle for {self.config.idle_timeout:g} s")
-                    return
+                message = await ws.recv()
+                last = loop.time()
                 if isinstance(message, str):
                     self.log.warning("websocket %s sent a text message; closing (1003)", peer)
                     await ws.close(CLOSE_UNSUPPORTED, "text messages are not accepted: send binary 32-bit words")
@@ -172,13 +305,16 @@ class InstructionServer:
         except ConnectionClosed:
             return
         finally:
+            timer.cancel()
             self._open.discard(ws)
             self._admitted.discard(ws)
 
 
 def _peer(ws: ServerConnection) -> str:
     address = ws.remote_address
-    return f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return str(address or "local")
 
 
 def _bound_port(server: Server) -> int:
