@@ -9,6 +9,11 @@
 
 Everything one invocation sends is one message, so it shows at once. The drawing stays on the canvas
 after `send` exits.
+
+The daemon's URL and token come from the configuration (`skyscreen-hw --config PATH send ...`, else
+/etc/skyscreen/skyscreen.toml if it exists, else the defaults); `--url` and `--token` win over it. When
+nothing drawn falls on an LED of the configured layout (corner cells lie outside a dome), `send` says so
+on stderr: the canvas is stretched over the layout's bounding box.
 """
 
 from __future__ import annotations
@@ -19,7 +24,12 @@ import contextlib
 import sys
 from typing import Any
 
-from skyscreen_hw.errors import SkyscreenError
+import numpy as np
+
+from skyscreen_hw import config as configuration
+from skyscreen_hw.config import Config
+from skyscreen_hw.errors import ConfigError, SkyscreenError
+from skyscreen_hw.layouts import Layout
 from skyscreen_hw.sources import instructions as ins
 
 NAMED = {
@@ -136,11 +146,96 @@ async def send_message(url: str, message: bytes, token: str = "", timeout: float
         raise SkyscreenError(f"{url} closed the connection: {code} {reason}")
 
 
+# -- where to send, and whether it will show ---------------------------------------------------------------
+
+
+def load_config(path: str | None) -> Config:
+    """The configuration `send` reads: PATH, else the default file if it exists, else the defaults."""
+    try:
+        return configuration.load(path)
+    except ConfigError as exc:
+        if path is not None:
+            raise
+        raise ConfigError(
+            f"{exc} (send reads it for the daemon's URL, token and layout: get read access to it,"
+            " or name another file with skyscreen-hw --config PATH send ...)"
+        ) from None
+
+
+def url_for(config: Config) -> str:
+    """The daemon's websocket URL from `[websocket] host` and `port` (a wildcard host means this machine)."""
+    ws = config.websocket
+    if not ws.enabled:
+        raise SkyscreenError(
+            f"{config.source}: [websocket] enabled = false: the daemon has no websocket to draw on"
+            " (set enabled = true, or give --url ws://HOST:PORT)"
+        )
+    if ws.port == 0:
+        raise SkyscreenError(
+            f"{config.source}: [websocket] port = 0: the daemon picks a free port at each start"
+            " (its log's 'running:' line names it): give --url ws://HOST:PORT"
+        )
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(ws.host, ws.host)
+    return f"ws://[{host}]:{ws.port}" if ":" in host else f"ws://{host}:{ws.port}"
+
+
+def visible_cells(layout: Layout) -> np.ndarray:
+    """(CELLS, CELLS) bool, [y, x]: the canvas cells at least one LED of `layout` samples.
+
+    The compositor's own mapping: the canvas stretched over the layout's bounding box, pixel =
+    round((position - min) * (SIZE - 1) / span), across each LED's footprint where it has one.
+    """
+    from skyscreen_hw.compositor import _canvas_samples
+    from skyscreen_hw.sources.canvas import Canvas
+
+    size, cell = Canvas.SIZE, Canvas.CELL
+    sampled = np.zeros(size * size, dtype=bool)
+    for index in _canvas_samples(layout, size):
+        sampled[index] = True
+    return sampled.reshape(ins.CELLS, cell, ins.CELLS, cell).any(axis=(1, 3))
+
+
+def drawn_cells(message: bytes) -> np.ndarray:
+    """(CELLS, CELLS) bool, [y, x]: the cells `message` draws on a fresh connection (none if malformed)."""
+    from skyscreen_hw.sources.canvas import UNDRAWN, Canvas
+
+    canvas = Canvas()
+    with contextlib.suppress(ins.InstructionError):  # the daemon refuses it, and send reports that
+        canvas.apply(1, ins.decode(message, ins.SessionState()))
+    return (canvas.glyph != UNDRAWN).reshape(ins.CELLS, ins.CELLS)
+
+
+def _span(values: np.ndarray) -> str:
+    lo, hi = int(values.min()), int(values.max())
+    return str(lo) if lo == hi else f"{lo}..{hi}"
+
+
+def _runs(columns: np.ndarray) -> str:
+    """Sorted column numbers as runs: 0..14, 17..31."""
+    breaks = np.flatnonzero(np.diff(columns) != 1) + 1
+    return ", ".join(_span(run) for run in np.split(columns, breaks))
+
+
+def unseen_warning(drawn: np.ndarray, visible: np.ndarray, config: Config, kind: str) -> str | None:
+    """One line when something is drawn but none of it falls on an LED; None otherwise."""
+    if not drawn.any() or (drawn & visible).any():
+        return None
+    ys, xs = np.nonzero(drawn)
+    row = int(ys[0])
+    shown = np.flatnonzero(visible[row])
+    hint = f"row {row} shows columns {_runs(shown)}" if shown.size else f"nothing in row {row} shows"
+    layout = f"the default {kind} layout" if config.source == Config.source else f"the {kind} layout of {config.source}"
+    return (
+        f"skyscreen-hw send: warning: nothing drawn, in cells ({_span(xs)}, {_span(ys)}), falls on an LED of"
+        f" {layout} (the 32 x 32 canvas is stretched over its bounding box); {hint}"
+    )
+
+
 def add_parser(sub: Any) -> None:
     """The `send` subcommand and its own subcommands."""
     send = sub.add_parser("send", help="draw on the websocket canvas (text, pixel, rect, raw words)")
-    send.add_argument("--url", default="ws://127.0.0.1:8765", help="the daemon's websocket (default %(default)s)")
-    send.add_argument("--token", default="", help="token, when the daemon's [websocket] token is set")
+    send.add_argument("--url", help="the daemon's websocket (default: from the configuration's [websocket])")
+    send.add_argument("--token", help="the daemon's [websocket] token (default: the configuration's)")
     what = send.add_subparsers(dest="what", metavar="WHAT", required=True)
 
     def cell(p: argparse.ArgumentParser, *names: str) -> None:
@@ -180,5 +275,25 @@ def run(args: argparse.Namespace) -> int:
         bad = sorted({c for c in args.text if ord(c) >= 0x80})
         if bad:
             raise SkyscreenError(f"send text: {''.join(bad)!r} is not ASCII; the display has glyphs for ASCII only")
-    asyncio.run(send_message(args.url, message_for(args), args.token))
+    config = load_config(getattr(args, "config", None))
+    url = args.url or url_for(config)
+    token = config.websocket.token if args.token is None else args.token
+    message = message_for(args)
+    asyncio.run(send_message(url, message, token))
+    warning = _check_visible(message, config)
+    if warning:
+        print(warning, file=sys.stderr)
     return 0
+
+
+def _check_visible(message: bytes, config: Config) -> str | None:
+    drawn = drawn_cells(message)
+    if not drawn.any():
+        return None
+    from skyscreen_hw import layouts
+
+    try:
+        layout = layouts.build(config)
+    except SkyscreenError:
+        return None  # the daemon reports a layout it cannot build; this is only a hint
+    return unseen_warning(drawn, visible_cells(layout), config, layout.kind)
