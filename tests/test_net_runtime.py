@@ -75,8 +75,14 @@ def test_call_from_the_network_thread_or_without_a_loop_is_an_error(runtime: Net
     async def inner() -> None:
         runtime.call(asyncio.sleep(0))
 
+    async def stop_inside() -> None:
+        runtime.stop()
+
     with pytest.raises(NetworkError, match="from the network thread would wait for itself"):
         runtime.call(inner())
+    with pytest.raises(NetworkError, match=r"stop\(\) from the network thread would wait for itself"):
+        runtime.call(stop_inside())
+    assert runtime.call(asyncio.sleep(0, "still running")) == "still running"
     stopped = NetworkRuntime(LOG)
     with pytest.raises(NetworkError, match=r"not running: call start\(\) first"):
         stopped.call(asyncio.sleep(0))

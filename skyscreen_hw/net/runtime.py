@@ -103,6 +103,8 @@ class NetworkRuntime:
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:
             return
+        if threading.current_thread() is thread:
+            raise NetworkError("NetworkRuntime.stop() from the network thread would wait for itself")
         with self._lock:
             closers, self._closers = self._closers[::-1], []
         deadline = time.monotonic() + STOP_TIMEOUT
