@@ -18,6 +18,7 @@ import pytest
 from skyscreen_hw import config, layouts
 from skyscreen_hw.errors import ConfigError, OutputError
 from skyscreen_hw.outputs import build_outputs, close_all
+from skyscreen_hw.outputs.base import OutputStats
 from skyscreen_hw.outputs.framing import Framer, adalight_header
 from skyscreen_hw.outputs.record import read_recording
 from skyscreen_hw.outputs.serial import SerialOutput
@@ -125,7 +126,7 @@ def test_every_frame_arrives_byte_for_byte_in_the_colour_order(protocol: str, or
     ctl.wait_frames(20)
     index = ["RGB".index(c) for c in order]
     assert ctl.frames == [f[:, index].tobytes() for f in frames]
-    assert out.frames_dropped == 0 and ctl.garbage == 0
+    assert out.stats == OutputStats(frames_sent=20) and ctl.garbage == 0
     ctl.unplug()
 
 
@@ -149,10 +150,11 @@ def test_frames_faster_than_the_wire_are_dropped_not_queued(log) -> None:
         time.sleep(0.01)
     assert ctl.frames[-1] == last  # the latest frame wins, and the last one is sent before close returns
     assert slowest < 0.02  # show() never waited for the wire
-    assert out.frames_written + out.frames_dropped == 41
-    assert out.frames_written <= elapsed / out.wire_seconds + 2  # never faster than the wire carries
-    assert out.frames_dropped >= 20
-    assert len(ctl.frames) == out.frames_written
+    stats = out.stats
+    assert stats.frames_sent + stats.frames_dropped == 41 and stats.frames_failed == 0
+    assert stats.frames_sent <= elapsed / out.wire_seconds + 2  # never faster than the wire carries
+    assert stats.frames_dropped >= 20
+    assert len(ctl.frames) == stats.frames_sent
 
 
 def test_controller_unplugged_and_back_resumes_within_2_s_logging_once(tmp_path: Path, caplog) -> None:
@@ -201,7 +203,8 @@ def test_a_controller_that_stops_reading_never_stalls_show(log, caplog) -> None:
             worst = max(worst, time.monotonic() - t)
             time.sleep(1 / 60)
     assert worst < 0.05  # show() only fills the mailbox
-    assert out.frames_dropped > 50
+    assert out.stats.frames_dropped > 50  # replaced in the mailbox while the writes time out
+    assert out.stats.frames_failed >= 1  # the writes that timed out
     assert sum("stopped reading" in r.getMessage() for r in caplog.records) == 1
     ctl.reading.set()  # it reads again: frames flow
     out.show(rgb(n, 5))
@@ -228,16 +231,71 @@ def test_permission_denied_names_the_device_and_the_fix(tmp_path: Path, log) -> 
 
 
 def test_a_missing_controller_at_start_is_waited_for(tmp_path: Path, log, caplog) -> None:
+    """Waiting for a device that is not there is not a stall (a restart would not bring it back)."""
     link = tmp_path / "later"
     with caplog.at_level(logging.INFO, logger=log.name):
-        out = SerialOutput(serial_cfg(str(link)), 10, log)
+        out = SerialOutput(serial_cfg(str(link)), 10, log, stall_seconds=0.3)
         out.show(rgb(10, 4))
+        deadline = time.monotonic() + 3
+        while not out.health.startswith("waiting for") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert out.health.startswith(f"waiting for {link} (")
+        waited = time.monotonic()
+        while time.monotonic() - waited < 1.0:  # over three stall times, with frames coming
+            assert not out.stalled
+            out.show(rgb(10, 4))
+            time.sleep(0.02)
         ctl = Controller("adalight", 10)
         link.symlink_to(ctl.slave_path)
         ctl.wait_frames(1, timeout=3)
+        assert out.health == "ok"
         out.close()
     assert ctl.frames[-1] == rgb(10, 4).tobytes()
     assert sum("cannot open" in r.getMessage() for r in caplog.records) == 1
+    assert not any("stalled" in r.getMessage() for r in caplog.records)
+    ctl.unplug()
+
+
+def test_a_controller_that_accepts_nothing_stalls_the_output_without_spinning(log, caplog) -> None:
+    """The pty's reader never reads: the kernel buffer fills and every write times out. After the stall
+    time the output reports `stalled` (logged once), and the writer sleeps meanwhile: pyserial's own write
+    loop would spin a core on EAGAIN for every write timeout (a spin detector, not a benchmark)."""
+    n = 1000
+    stall = 1.0
+    ctl = Controller("adalight", n)
+    ctl.reading.clear()
+    out = SerialOutput(serial_cfg(ctl.slave_path, baud=2_000_000, write_timeout=0.2), n, log, stall_seconds=stall)
+    frame = rgb(n, 6)
+    with caplog.at_level(logging.INFO, logger=log.name):
+        first = time.monotonic()
+        deadline = first + 10
+        while not out.stalled and time.monotonic() < deadline:
+            out.show(frame)
+            time.sleep(1 / 60)
+        assert out.stalled and time.monotonic() - first > stall
+        assert out.health.startswith("stalled: no frame went out") and "write timed out" in out.health
+        cpu, start = time.process_time(), time.monotonic()
+        while time.monotonic() - start < 2.0:  # stalled for 2 s more, frames still coming at 60 fps
+            out.show(frame)
+            time.sleep(1 / 60)
+            assert out.stalled
+        cpu = (time.process_time() - cpu) / (time.monotonic() - start)
+        failed = out.stats.frames_failed
+        ctl.reading.set()  # it reads again: frames flow, the stall ends
+        deadline = time.monotonic() + 5
+        while out.stalled and time.monotonic() < deadline:
+            out.show(frame)
+            time.sleep(1 / 60)
+        assert not out.stalled and out.health == "ok"
+        out.close()
+    assert cpu < 0.2, f"the process used {cpu:.0%} of a core while the output was stalled"
+    assert 2 <= failed <= 2.0 / 0.2 + 10  # every attempt waits out its timeout, plus a backoff
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum(": stalled: " in m for m in messages) == 1
+    assert sum("no longer stalled" in m for m in messages) == 1
+    assert sum("stopped reading" in m and "stalled" not in m for m in messages) == 1
+    ctl.wait_frames(1)
+    assert ctl.frames[-1] == frame.tobytes()
     ctl.unplug()
 
 
@@ -325,7 +383,7 @@ def test_a_wedged_port_reports_stalled_until_the_write_returns(log) -> None:
     assert out.stalled
     release.set()
     deadline = time.monotonic() + 2
-    while out.frames_written < 1 and time.monotonic() < deadline:
+    while out.stats.frames_sent < 1 and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert not out.stalled and out.frames_written == 1
+    assert not out.stalled and out.stats.frames_sent == 1
     out.close()
