@@ -23,6 +23,8 @@ import pytest
 from skyscreen_hw import config, layouts
 from skyscreen_hw.errors import OutputError
 from skyscreen_hw.outputs import build_outputs, close_all, ws281x
+from skyscreen_hw.outputs.base import OutputStats
+from skyscreen_hw.outputs.worker import BACKOFF
 
 
 class FakeStrip:
@@ -96,6 +98,7 @@ def test_values_handed_to_the_strip_for_each_strip_type(order: str, constant: st
     assert strip.shown[0] == expected
     assert strip.shown[-1] == [0, 0, 0]
     assert strip.cleaned
+    assert out.stats == OutputStats(frames_sent=2) and out.health == "ok" and out.kind == "ws281x"
 
 
 @pytest.mark.parametrize(("gpio", "channel"), [(18, 0), (12, 0), (13, 1), (19, 1), (21, 0), (10, 0)])
@@ -196,3 +199,53 @@ def test_a_wedged_strip_reports_stalled_until_it_returns(log) -> None:
     time.sleep(0.05)
     assert not out.stalled
     out.close()
+
+
+def most_attempts(seconds: float) -> int:
+    """The most attempts a worker that backs off after each failure can make in `seconds`."""
+    attempts, slept = 1, 0.0
+    while slept + BACKOFF[min(attempts, len(BACKOFF)) - 1] <= seconds:
+        slept += BACKOFF[min(attempts, len(BACKOFF)) - 1]
+        attempts += 1
+    return attempts
+
+
+def test_a_strip_whose_render_fails_backs_off_stalls_and_recovers(log, caplog) -> None:
+    """rpi_ws281x raises RuntimeError when ws2811_render fails: each failure counts, the first is logged,
+    the worker backs off instead of retrying at once, and after the stall time the output is stalled."""
+    failing = threading.Event()
+    failing.set()
+    attempts: list[float] = []
+
+    class FailingStrip(FakeStrip):
+        def show(self) -> None:
+            attempts.append(time.monotonic())
+            if failing.is_set():
+                raise RuntimeError("ws2811_render failed with code -14 (Failed to execute SPI transfer)")
+            super().show()
+
+    with caplog.at_level(logging.INFO, logger=log.name):
+        out = ws281x.create(output_cfg(), None, 0, 3, log, strip_factory=FailingStrip, stall_seconds=0.5)
+        start = time.monotonic()
+        while not out.stalled and time.monotonic() - start < 10:
+            out.show(np.full((3, 3), 7, np.uint8))
+            time.sleep(1 / 60)
+        elapsed = time.monotonic() - start
+        tried = len(attempts)
+        assert out.stalled and elapsed > 0.5
+        assert out.health.startswith("stalled: no frame went out") and "SPI transfer" in out.health
+        assert tried <= most_attempts(elapsed)  # at 60 fps without a backoff it would be ~60 a second
+        failing.clear()  # the strip renders again
+        deadline = time.monotonic() + 5
+        while out.stalled and time.monotonic() < deadline:
+            out.show(np.full((3, 3), 7, np.uint8))
+            time.sleep(1 / 60)
+        assert not out.stalled and out.health == "ok"
+        out.close()
+    stats = out.stats
+    assert stats.frames_failed >= tried and stats.frames_sent >= 1
+    assert FakeStrip.instances[0].shown[-1] == [0x070707] * 3
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("SPI transfer" in m and "stalled" not in m for m in messages) == 1
+    assert sum(": stalled: " in m for m in messages) == 1
+    assert sum("no longer stalled" in m for m in messages) == 1

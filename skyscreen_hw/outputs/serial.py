@@ -151,9 +151,16 @@ class SerialOutput(WorkerOutput[bytes]):
             self._port = None
 
 
-def create(cfg: OutputConfig, layout: Layout, first: int, count: int, log: logging.Logger) -> SerialOutput:
+def create(
+    cfg: OutputConfig,
+    layout: Layout,
+    first: int,
+    count: int,
+    log: logging.Logger,
+    stall_seconds: float = STALL_SECONDS,
+) -> SerialOutput:
     try:
         import serial  # noqa: F401 - checked here so a missing pyserial is one clear line
     except ImportError:
         raise OutputError("serial output: pyserial is not installed (pip install pyserial)") from None
-    return SerialOutput(cfg, count, log)
+    return SerialOutput(cfg, count, log, stall_seconds=stall_seconds)

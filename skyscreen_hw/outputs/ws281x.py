@@ -6,8 +6,9 @@ strip type: three letters (e.g. GRB) for WS2811/WS2812, four ending in W (e.g. G
 whose white channel takes the grey part of each colour.
 
 `PixelStrip` is the one hardware boundary: `create(..., strip_factory=...)` accepts a stand-in. Frames
-go to the strip from a worker thread (rendering waits for the previous DMA transfer), so a long strip
-drops frames rather than stalling the frame clock.
+go to the strip from the latest-frame worker (outputs/worker.py; rendering waits for the previous DMA
+transfer), so a long strip drops frames rather than stalling the frame clock; a render that fails is
+retried after a backoff, and one that hangs or keeps failing makes the output `stalled`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ import atexit
 import ctypes
 import logging
 import os
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,11 +26,10 @@ import numpy as np
 from skyscreen_hw.config import OutputConfig
 from skyscreen_hw.errors import OutputError, OutputUnavailable
 from skyscreen_hw.layouts import Layout
+from skyscreen_hw.outputs.worker import STALL_SECONDS, FrameFailed, WorkerOutput
 
 MODEL_PATHS = [Path("/proc/device-tree/model"), Path("/sys/firmware/devicetree/base/model")]
 PWM_PINS, PCM_PINS, SPI_PINS = (12, 18, 13, 19), (21,), (10,)
-CLOSE_WAIT = 2.0
-STALL_SECONDS = 5.0  # a hand-over to the strip longer than this means the strip is wedged
 
 
 def raspberry_pi_model() -> str | None:
@@ -97,83 +95,63 @@ def _loaded_modules() -> str:
         return ""
 
 
-class Ws281xOutput:
-    """One strip (one channel) taking `count` LEDs."""
+class Ws281xOutput(WorkerOutput[np.ndarray]):
+    """One strip (one channel) taking `count` LEDs.
 
-    def __init__(self, strip: Any, ws: Any, gpio: int, count: int, rgbw: bool, log: logging.Logger) -> None:
+    `ws` is the `_rpi_ws281x` module for rpi_ws281x's own PixelStrip, whose C LED buffer takes a frame in
+    one copy; None for a stand-in strip (tests), which gets the values through `setPixelColor`.
+    """
+
+    kind = "ws281x"
+
+    def __init__(
+        self,
+        strip: Any,
+        ws: Any,
+        gpio: int,
+        count: int,
+        rgbw: bool,
+        log: logging.Logger,
+        *,
+        stall_seconds: float = STALL_SECONDS,
+    ) -> None:
+        super().__init__(
+            f"ws281x GPIO {gpio} ({count} LEDs{', RGBW' if rgbw else ''})",
+            log,
+            thread_name=f"ws281x GPIO {gpio}",
+            stall_seconds=stall_seconds,
+        )
         self.strip = strip
         self.ws = ws
-        self.name = f"ws281x GPIO {gpio} ({count} LEDs{', RGBW' if rgbw else ''})"
         self.rgbw = rgbw
         self.count = count
-        self.log = log
-        self.frames_dropped = 0
-        self.stall_seconds = STALL_SECONDS
-        self._busy_since: float | None = None  # when the worker started handing the current frame over
-        self._values = np.zeros(count, dtype=np.uint32)
-        self._pending: np.ndarray | None = None
-        self._cond = threading.Condition()
-        self._closing = False
-        self._thread = threading.Thread(target=self._run, name=f"ws281x GPIO {gpio}", daemon=True)
-        self._thread.start()
+        self._start()
 
-    @property
-    def stalled(self) -> bool:
-        """True while one hand-over has taken longer than `stall_seconds` (the daemon stops the watchdog)."""
-        since = self._busy_since
-        return since is not None and time.monotonic() - since > self.stall_seconds
+    def _encode(self, leds: np.ndarray) -> np.ndarray:
+        return pack(leds, self.rgbw, np.empty(self.count, dtype=np.uint32))
 
-    def show(self, leds: np.ndarray) -> None:
-        values = pack(leds, self.rgbw, np.empty(self.count, dtype=np.uint32))
-        with self._cond:
-            if self._pending is not None:
-                self.frames_dropped += 1
-            self._pending = values
-            self._cond.notify()
+    def _deliver(self, values: np.ndarray) -> None:
+        try:
+            self._hand_over(values)
+            self.strip.show()  # renders once the previous DMA transfer is done
+        except RuntimeError as exc:
+            raise FrameFailed(str(exc)) from None
 
-    def close(self) -> None:
-        with self._cond:
-            self._cond.wait_for(lambda: self._pending is None, CLOSE_WAIT)
-            self._closing = True
-            self._cond.notify_all()
-        self._thread.join(CLOSE_WAIT)
-        cleanup = getattr(self.strip, "_cleanup", None)
-        if cleanup is not None:
-            atexit.unregister(cleanup)
-            cleanup()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._pending is not None or self._closing)
-                if self._pending is None:
-                    return
-                values = self._pending
-            self._busy_since = time.monotonic()
-            try:
-                self._hand_over(values)
-                self.strip.show()
-            except RuntimeError as exc:
-                self.frames_dropped += 1
-                self.log.warning("%s: %s", self.name, exc)
-            finally:
-                self._busy_since = None
-            with self._cond:
-                if self._pending is values:
-                    self._pending = None
-                self._cond.notify_all()
+    def _release(self) -> None:
+        atexit.unregister(self.strip._cleanup)  # rpi_ws281x's exit handler: we clean up here, once
+        self.strip._cleanup()
 
     def _hand_over(self, values: np.ndarray) -> None:
-        """Copy the values into the strip's LED buffer in one go when it is rpi_ws281x's own."""
-        channel = getattr(self.strip, "_channel", None)
-        if channel is not None and self.ws is not None:
-            pointer = self.ws.ws2811_channel_t_leds_get(channel)  # a SWIG pointer; None before begin()
-            address = int(pointer) if pointer is not None else 0
-            if address:
-                ctypes.memmove(address, values.ctypes.data, values.nbytes)
-                return
-        for i, v in enumerate(values.tolist()):  # a stand-in strip without a C buffer
-            self.strip.setPixelColor(i, v)
+        """Copy the values into rpi_ws281x's LED buffer in one go (a stand-in strip: through setPixelColor)."""
+        if self.ws is None:
+            for i, v in enumerate(values.tolist()):  # stand-in strips only: never the hardware's frame path
+                self.strip.setPixelColor(i, v)
+            return
+        pointer = self.ws.ws2811_channel_t_leds_get(self.strip._channel)  # a SWIG pointer, set by begin()
+        address = int(pointer) if pointer is not None else 0
+        if not address:
+            raise FrameFailed("rpi_ws281x has no LED buffer for this channel (the strip was not started)")
+        ctypes.memmove(address, values.ctypes.data, values.nbytes)
 
 
 def create(
@@ -183,6 +161,7 @@ def create(
     count: int,
     log: logging.Logger,
     strip_factory: Callable[..., Any] | None = None,
+    stall_seconds: float = STALL_SECONDS,
 ) -> Ws281xOutput:
     on_pi = raspberry_pi_model() is not None
     try:
@@ -204,13 +183,13 @@ def create(
         strip.begin()
     except RuntimeError as exc:
         # rpi_ws281x registered a cleanup at exit that segfaults when begin() failed: take it back
-        cleanup = getattr(strip, "_cleanup", None)
-        if cleanup is not None:
-            atexit.unregister(cleanup)
-        if strip_factory is None and getattr(strip, "_leds", None) is not None:
+        atexit.unregister(strip._cleanup)
+        if strip_factory is None and strip._leds is not None:
             ws.delete_ws2811_t(strip._leds)  # free the struct; ws2811_fini() is what would crash
             strip._leds = strip._channel = None
         if on_pi:
             raise OutputError(f"ws281x GPIO {cfg.gpio}: cannot start: {explain_failure(cfg.gpio, str(exc))}") from None
         raise OutputUnavailable(f"ws281x GPIO {cfg.gpio}: cannot start off a Raspberry Pi ({exc})") from None
-    return Ws281xOutput(strip, ws if strip_factory is None else None, cfg.gpio, count, len(order) == 4, log)
+    rgbw = len(order) == 4
+    real = ws if strip_factory is None else None
+    return Ws281xOutput(strip, real, cfg.gpio, count, rgbw, log, stall_seconds=stall_seconds)
