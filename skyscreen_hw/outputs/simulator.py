@@ -16,6 +16,7 @@ import numpy as np
 from skyscreen_hw.config import OutputConfig
 from skyscreen_hw.errors import OutputError
 from skyscreen_hw.layouts import Layout
+from skyscreen_hw.outputs.base import Output
 
 MARGIN = 8
 
@@ -49,8 +50,10 @@ def pixel_owners(pixels: np.ndarray, size: int) -> np.ndarray:
     return owners.reshape(size, size)
 
 
-class Simulator:
+class Simulator(Output):
     """An Output drawing the LEDs in a pygame window (or an offscreen surface when headless)."""
+
+    kind = "simulator"
 
     def __init__(self, layout: Layout, first: int, count: int, size: int, log: logging.Logger) -> None:
         try:
@@ -60,8 +63,8 @@ class Simulator:
             raise OutputError("simulator: pygame is not installed (pip install 'skyscreen-hw[sim]')") from None
         if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+        super().__init__(f"simulator ({count} LEDs)")
         self.pygame = pygame
-        self.name = f"simulator ({count} LEDs)"
         self.size = size
         part = Layout(
             layout.kind,
@@ -95,9 +98,10 @@ class Simulator:
             if event.type == self.pygame.QUIT:
                 os.kill(os.getpid(), signal.SIGTERM)  # the window closed: stop like on SIGTERM
 
-    def snapshot(self, path: str | Path) -> None:
+    def snapshot(self, path: str | Path) -> bool:
         """Save the current picture as PNG."""
         self.pygame.image.save(self.screen, str(path))
+        return True
 
     def close(self) -> None:
         self.pygame.display.quit()
