@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -98,3 +100,160 @@ def daemon_factory(tmp_path: Path) -> Iterator:
     yield start
     for d in started:
         d.kill()
+
+
+# -- other users and processes running as them, for the shared frame's tests (tests/test_frame_*.py) ------
+
+FRAME_GROUP = "skyfr-display"  # plays the display's group (`skyscreen` on a Pi)
+
+
+@dataclasses.dataclass(frozen=True)
+class FrameUsers:
+    """Test accounts: ``daemon`` (primary group ``group``, like the `skyscreen` service user), ``writer``
+    (own primary group, a member of ``group``, like a pattern programmer) and ``squatter`` (not in it)."""
+
+    group: str
+    gid: int
+    daemon: str
+    writer: str
+    squatter: str
+
+
+def _ensure_account(user: str, *useradd_args: str) -> None:
+    import pwd
+
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        # another test run may create it at the same moment: only its existence afterwards counts
+        subprocess.run(["useradd", "-r", "-M", "-s", "/usr/sbin/nologin", *useradd_args, user], check=False)
+        pwd.getpwnam(user)
+
+
+@pytest.fixture(scope="session")
+def frame_users() -> FrameUsers:
+    """The test accounts (created with groupadd/useradd if missing); skips unless root."""
+    import grp
+    import shutil
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root: creates test users and runs processes as them")
+    if not (shutil.which("useradd") and shutil.which("groupadd")):
+        pytest.skip("needs useradd and groupadd (package passwd) to create test users")
+    subprocess.run(["groupadd", "-f", "-r", FRAME_GROUP], check=True)
+    _ensure_account("skyfr-daemon", "-N", "-g", FRAME_GROUP)
+    _ensure_account("skyfr-writer", "-U", "-G", FRAME_GROUP)
+    _ensure_account("skyfr-squatter", "-U")
+    return FrameUsers(FRAME_GROUP, grp.getgrnam(FRAME_GROUP).gr_gid, "skyfr-daemon", "skyfr-writer", "skyfr-squatter")
+
+
+class UserProcess:
+    """A forked child running a function as another user (see ``as_user``); ``result()`` joins it."""
+
+    def __init__(self, pid: int, fd: int, what: str) -> None:
+        self.pid, self.fd, self.what = pid, fd, what
+
+    def result(self, timeout: float = 60.0) -> Any:
+        """The function's return value; AssertionError with the child's exception if it raised or hung."""
+        import pickle
+        import select
+
+        try:
+            readable, _, _ = select.select([self.fd], [], [], timeout)
+            data = b""
+            if readable:
+                with os.fdopen(self.fd, "rb") as pipe:
+                    data = pipe.read()
+                self.fd = -1
+        finally:
+            if self.fd >= 0:
+                os.close(self.fd)
+                self.fd = -1
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.pid, 9)
+            os.waitpid(self.pid, 0)
+        if not data:
+            raise AssertionError(f"{self.what}: no result within {timeout} s (killed)")
+        status, value = pickle.loads(data)
+        if status != "ok":
+            raise AssertionError(f"{self.what} raised {value}")
+        return value
+
+
+@pytest.fixture
+def as_user() -> Iterator[Callable[..., UserProcess]]:
+    """``as_user(user, fn, *args)`` runs ``fn(*args)`` in a forked process as ``user`` (its primary and
+    supplementary groups); ``.result()`` returns what it returned. A fork, not python -m: the venv's
+    interpreter may sit where other users cannot read it (e.g. under /root). Import what ``fn`` needs
+    before calling: the child may not be allowed to read the interpreter's files."""
+    import pickle
+    import pwd
+
+    started: list[UserProcess] = []
+
+    def start(user: str, fn: Callable[..., Any], *args: Any) -> UserProcess:
+        pw = pwd.getpwnam(user)
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into pytest
+            code = 1
+            try:
+                os.close(read_fd)
+                os.setgroups(os.getgrouplist(user, pw.pw_gid))
+                os.setgid(pw.pw_gid)
+                os.setuid(pw.pw_uid)
+                try:
+                    outcome: tuple[str, Any] = ("ok", fn(*args))
+                except BaseException as exc:
+                    outcome = ("error", f"{type(exc).__name__}: {exc}")
+                with os.fdopen(write_fd, "wb") as pipe:
+                    pickle.dump(outcome, pipe)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write_fd)
+        proc = UserProcess(pid, read_fd, f"{getattr(fn, '__name__', fn)} as {user}")
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:  # anything not joined by the test
+        if proc.fd >= 0:
+            with contextlib.suppress(AssertionError):
+                proc.result(timeout=0)
+
+
+@pytest.fixture
+def protected_regular() -> Iterator[None]:
+    """fs.protected_regular = 2 (Debian's and Raspberry Pi OS's value) for one test, restored after."""
+    knob = Path("/proc/sys/fs/protected_regular")
+    try:
+        before = knob.read_text().strip()
+        knob.write_text("2")
+    except OSError as exc:
+        pytest.skip(f"cannot set fs.protected_regular=2 ({exc.strerror}): needs root and a writable /proc/sys")
+    try:
+        yield
+    finally:
+        knob.write_text(before)
+
+
+@pytest.fixture(scope="session")
+def c_writer() -> Iterator[Path]:
+    """examples/writer.c compiled (-Wall -Wextra -Werror) into a directory every user may run it from."""
+    import shutil
+    import tempfile
+
+    if shutil.which("gcc") is None:
+        pytest.skip("needs gcc to compile examples/writer.c")
+    where = Path(tempfile.mkdtemp(prefix="skyfr-writer-"))
+    try:
+        where.chmod(0o755)
+        binary = where / "writer"
+        source = Path(__file__).parent.parent / "examples" / "writer.c"
+        subprocess.run(
+            ["gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(binary), str(source), "-pthread"], check=True
+        )
+        yield binary
+    finally:
+        shutil.rmtree(where, ignore_errors=True)

@@ -1,13 +1,23 @@
-"""The shared frame standard (BRIEF §2): a frame file in /dev/shm plus two POSIX named semaphores.
+"""The shared frame standard (docs/frame-standard.md): a frame file in /dev/shm plus two POSIX named semaphores.
 
 * Frame file ``/dev/shm/<name>.frame``: exactly ``height * width * 3`` bytes, row-major RGB, no header.
-* Semaphores ``/<name>.ready`` and ``/<name>.done``, both starting at 0.
+* Semaphores ``/<name>.ready`` and ``/<name>.done`` (glibc: ``/dev/shm/sem.<name>.ready``, ``.done``),
+  both starting at 0.
 * Writer: write pixels, post ``ready``, wait (timed) for ``done``; then the buffer is the writer's again.
 * Daemon: wait (timed) for ``ready``, copy the frame out, post ``done``.
 
 ``FrameReader`` is the daemon's side, ``FrameWriter`` the pattern program's (a numpy view + ``flush()``).
 The reader copies with ``pread`` rather than through a mapping: a writer that truncates or re-creates the
 file then costs a skipped frame, never a SIGBUS.
+
+Everything here opens an existing file or semaphore *without* O_CREAT and creates one only when it is
+missing (exclusively, fully made before it appears under its name): with ``fs.protected_regular`` (1 on
+most distributions, 2 on Debian and Raspberry Pi OS), opening with O_CREAT a file in the sticky /dev/shm
+that another user owns fails with EACCES, even for members of the file's group, even for root.
+
+The daemon trusts only what it owns itself or what belongs to the display's group with no write
+permission for others; anything else (a "squatter" pre-creating the names) is refused with the command
+that removes it.
 """
 
 from __future__ import annotations
@@ -18,7 +28,10 @@ import grp
 import logging
 import mmap
 import os
+import pwd
+import stat
 import time
+import uuid
 from pathlib import Path
 from types import TracebackType
 
@@ -30,10 +43,24 @@ from skyscreen_hw.errors import AlreadyRunningError, FrameError
 SHM_DIR = Path("/dev/shm")
 MODE = 0o660
 QUIET = 10.0  # seconds: a misbehaving writer's trouble is logged at most this often
+CHECK_EVERY = 1.0  # seconds between the daemon's checks that its files and semaphores are still in place
+CREATE_ATTEMPTS = 5  # open-or-create rounds before giving up on a name that keeps appearing and vanishing
+DEFAULT_NAME = "skyscreen"
+DEFAULT_GROUP = "skyscreen"
+DEFAULT_HEIGHT = 360
+DEFAULT_WIDTH = 288
+WRITER_TIMEOUT = 1.0  # seconds a writer waits for the daemon to take a frame
+PROC_LOCKS = Path("/proc/locks")
+
+Ident = tuple[int, int]  # (st_dev, st_ino): which file a name stands for
 
 
 def frame_path(name: str) -> Path:
     return SHM_DIR / f"{name}.frame"
+
+
+def lock_path(name: str) -> Path:
+    return SHM_DIR / f"{name}.lock"
 
 
 def semaphore_names(name: str) -> tuple[str, str]:
@@ -41,14 +68,209 @@ def semaphore_names(name: str) -> tuple[str, str]:
     return f"/{name}.ready", f"/{name}.done"
 
 
-def _open_semaphore(sem_name: str) -> posix_ipc.Semaphore:
+def semaphore_path(sem_name: str) -> Path:
+    """Where glibc keeps a named semaphore: ``/x.ready`` is ``/dev/shm/sem.x.ready``."""
+    return SHM_DIR / f"sem.{sem_name.lstrip('/')}"
+
+
+# -- ownership ----------------------------------------------------------------------------------------
+
+
+def _group_id(group: str) -> int | None:
+    """The gid of ``group``, or None if it is empty or does not exist on this machine."""
+    if not group:
+        return None
     try:
-        return posix_ipc.Semaphore(sem_name, posix_ipc.O_CREAT, mode=MODE, initial_value=0)
-    except posix_ipc.PermissionsError:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        return None
+
+
+def _own_group_id(group: str) -> int | None:
+    """The gid of ``group`` if this process may hand its files to it (it is root or a member), else None."""
+    gid = _group_id(group)
+    if gid is None or os.geteuid() == 0 or gid == os.getegid() or gid in os.getgroups():
+        return gid
+    return None
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+def _owner(st: os.stat_result) -> str:
+    return f"owned by {_user_name(st.st_uid)}:{_group_name(st.st_gid)} with mode {stat.S_IMODE(st.st_mode):04o}"
+
+
+def _untrusted_reason(st: os.stat_result, group: str, gid: int | None) -> str | None:
+    """Why the daemon must not use a file with this stat, or None if it may.
+
+    Trusted: a regular file owned by this process's user, or one belonging to the display's group with no
+    write permission for others (only the group's members and root can give a file to the group, and they
+    may draw anyway). Anything else may have been made by a local user outside the group to draw on the
+    display or to stop the daemon.
+    """
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    if st.st_uid == os.geteuid():
+        return None
+    me = _user_name(os.geteuid())
+    if gid is None:
+        missing = f"; group {group!r} does not exist here" if group else ""
+        return f"not this user's ({me}){missing}"
+    if st.st_gid != gid:
+        return f"neither this user ({me}) nor the display's group {group} owns it"
+    if st.st_mode & stat.S_IWOTH:
+        return "others may write it"
+    return None
+
+
+def _verify(path: Path, what: str, st: os.stat_result, group: str, gid: int | None) -> None:
+    """Raise FrameError naming the owner and the fix unless the daemon may trust ``path`` (see above)."""
+    reason = _untrusted_reason(st, group, gid)
+    if reason is not None:
         raise FrameError(
-            f"semaphore {sem_name} (/dev/shm/sem.{sem_name[1:]}): permission denied"
-            " (join the display's group, e.g. `usermod -aG skyscreen $USER`)"
-        ) from None
+            f"{path}: the {what} is {_owner(st)} ({reason}): another user could draw on the display or"
+            f" block it; remove it (as its owner or root): rm {path}"
+        )
+
+
+def _permission_error(path: Path, what: str, group: str) -> FrameError:
+    """A clear error for a file or semaphore this user may not open, naming its owner."""
+    try:
+        owner = f" ({_owner(path.lstat())})"
+    except OSError:
+        owner = ""
+    return FrameError(
+        f"{path}: cannot open the {what}: permission denied{owner}; join the display's group"
+        f" (`usermod -aG {group or DEFAULT_GROUP} $USER`, then log in again), or remove it if it is not"
+        f" the display's: rm {path}"
+    )
+
+
+def _hand_over(path: Path, st: os.stat_result, gid: int | None, log: logging.Logger | None, fd: int = -1) -> None:
+    """Give a file this process owns to ``gid`` with mode 0660, so the group's writers and daemon can use it.
+
+    Files of other users are left alone (changing them needs privileges the service does not have).
+    """
+    if st.st_uid != os.geteuid():
+        return
+    try:
+        if gid is not None and st.st_gid != gid:
+            if fd >= 0:
+                os.fchown(fd, -1, gid)
+            else:
+                os.chown(path, -1, gid, follow_symlinks=False)
+        if stat.S_IMODE(st.st_mode) != MODE:
+            if fd >= 0:
+                os.fchmod(fd, MODE)
+            else:
+                os.chmod(path, MODE)
+    except OSError as exc:
+        if log is not None:
+            log.warning("cannot give %s to group %s with mode 0660: %s", path, _group_name(gid or -1), exc)
+
+
+def _ident(path: Path) -> Ident | None:
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _fd_ident(fd: int) -> Ident:
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
+
+
+# -- files --------------------------------------------------------------------------------------------
+
+
+def _create_whole(path: Path, size: int, gid: int | None) -> int | None:
+    """Create ``path`` at ``size`` bytes, mode 0660, group ``gid``: made under a temporary name, then linked in.
+
+    Nobody ever sees it half made (empty, or with the creator's umask). Returns the open fd, or None if
+    ``path`` appeared meanwhile (then open that one).
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, MODE)
+    try:
+        os.ftruncate(fd, size)
+        if gid is not None:
+            with contextlib.suppress(OSError):  # not a member after all: the group stays the creator's
+                os.fchown(fd, -1, gid)
+        os.fchmod(fd, MODE)  # the umask took bits off
+        os.link(tmp, path)
+    except FileExistsError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    finally:
+        tmp.unlink(missing_ok=True)
+    return fd
+
+
+def _open_or_create(path: Path, size: int, gid: int | None, what: str, group: str) -> int:
+    """Open ``path`` read-write without O_CREAT; create it whole only if missing; return the fd."""
+    for _ in range(CREATE_ATTEMPTS):
+        try:
+            return os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            pass
+        except PermissionError:
+            raise _permission_error(path, what, group) from None
+        except OSError as exc:
+            raise FrameError(
+                f"{path}: cannot open the {what}: {exc.strerror} (not a regular file? remove it: rm {path})"
+            ) from None
+        try:
+            fd = _create_whole(path, size, gid)
+        except OSError as exc:
+            raise FrameError(f"{path}: cannot create the {what}: {exc.strerror}") from None
+        if fd is not None:
+            return fd
+    raise FrameError(f"{path}: the {what} keeps appearing and vanishing; is something removing it?")
+
+
+# -- semaphores ---------------------------------------------------------------------------------------
+
+
+def _open_semaphore(sem_name: str, gid: int | None, group: str) -> tuple[posix_ipc.Semaphore, bool]:
+    """Open an existing semaphore without O_CREAT; create it (O_CREAT | O_EXCL, value 0) only if missing.
+
+    Returns (semaphore, created); a created one is handed to ``gid`` with mode 0660.
+    """
+    path = semaphore_path(sem_name)
+    for _ in range(CREATE_ATTEMPTS):
+        try:
+            return posix_ipc.Semaphore(sem_name), False
+        except posix_ipc.ExistentialError:
+            pass
+        except posix_ipc.PermissionsError:
+            raise _permission_error(path, f"semaphore {sem_name}", group) from None
+        try:
+            sem = posix_ipc.Semaphore(sem_name, posix_ipc.O_CREX, mode=MODE, initial_value=0)
+        except posix_ipc.ExistentialError:
+            continue
+        except posix_ipc.PermissionsError:
+            raise _permission_error(path, f"semaphore {sem_name}", group) from None
+        with contextlib.suppress(OSError):
+            _hand_over(path, path.lstat(), gid, None)
+        return sem, True
+    raise FrameError(f"{path}: the semaphore {sem_name} keeps appearing and vanishing; is something removing it?")
 
 
 def _drain(sem: posix_ipc.Semaphore) -> int:
@@ -62,27 +284,26 @@ def _drain(sem: posix_ipc.Semaphore) -> int:
         n += 1
 
 
-def _share_with_group(path: Path, group: str, log: logging.Logger) -> None:
-    """Give ``path`` to ``group`` (if that group exists) with mode 0660, so the group's writers can use it."""
+def _lock_holder(ident: Ident) -> str:
+    """' by pid N' for the process holding a flock on the file ``ident``, from /proc/locks, or ''."""
     try:
-        gid = grp.getgrnam(group).gr_gid if group else -1
-    except KeyError:
-        gid = -1
-    try:
-        st = path.stat()
-        if gid >= 0 and st.st_gid != gid:
-            os.chown(path, -1, gid)
-        if st.st_mode & 0o777 != MODE:  # only then: chmod of a file another user made needs CAP_FOWNER
-            os.chmod(path, MODE)
-    except OSError as exc:
-        log.warning("cannot give %s to group %s with mode 0660: %s", path, group, exc)
+        lines = PROC_LOCKS.read_text().splitlines()
+    except OSError:
+        return ""
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 5 and fields[1] == "FLOCK" and fields[5].rsplit(":", 1)[-1] == str(ident[1]):
+            return f" by pid {fields[4]}"
+    return ""
 
 
 class FrameReader:
     """The daemon's side of a shared frame: creates it, takes frames, paces writers.
 
     Holds an exclusive lock on ``/dev/shm/<name>.lock`` so a second daemon on the same display fails
-    at start with a clear error instead of stealing frames.
+    at start with a clear error instead of stealing frames. Refuses files and semaphores that neither its
+    user nor the display's ``group`` owns (see ``_untrusted_reason``), and about once a second checks that
+    its frame file and semaphores are still the ones it opened, re-creating them if they were removed.
     """
 
     def __init__(self, name: str, height: int, width: int, log: logging.Logger, group: str = "") -> None:
@@ -90,80 +311,143 @@ class FrameReader:
         self.shape = (height, width, 3)
         self.size = height * width * 3
         self.path = frame_path(name)
+        self.lock_path = lock_path(name)
         self.log = log
         self.group = group
+        self._gid = _group_id(group)
         self._quiet_until: dict[str, float] = {}
-        self._lock_fd = self._lock()
-        try:
+        self._sem_ident: dict[str, Ident | None] = {}
+        ready_name, done_name = semaphore_names(name)
+        with contextlib.ExitStack() as undo:
+            self._lock_fd = self._lock()
+            undo.callback(os.close, self._lock_fd)
             self._fd = self._open_file(at_start=True)
-            ready_name, done_name = semaphore_names(name)
-            self.ready = _open_semaphore(ready_name)
-            self.done = _open_semaphore(done_name)
-        except BaseException:
-            self._release_lock()
-            raise
+            undo.callback(lambda: os.close(self._fd))
+            self.ready, _ = self._open_semaphore(ready_name)
+            undo.callback(self.ready.close)
+            self.done, _ = self._open_semaphore(done_name)
+            undo.pop_all()
         for sem in (self.ready, self.done):
             stale = _drain(sem)
             if stale:
                 log.info("drained %d stale count(s) from semaphore %s", stale, sem.name)
-            _share_with_group(SHM_DIR / f"sem.{sem.name[1:]}", group, log)
         self.frame = np.zeros(self.shape, dtype=np.uint8)
         self.frames_taken = 0
         self.frames_skipped = 0
+        self._next_check = time.monotonic() + CHECK_EVERY
+
+    # -- opening, verified ----------------------------------------------------------------------------
 
     def _lock(self) -> int:
-        lock_path = SHM_DIR / f"{self.name}.lock"
+        path = self.lock_path
+        fd = _open_or_create(path, 0, self._gid, "lock file", self.group)
         try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, MODE)
-        except OSError as exc:
-            raise FrameError(f"{lock_path}: cannot open lock file: {exc.strerror}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            st = os.fstat(fd)
+            _verify(path, "lock file", st, self.group, self._gid)
+            _hand_over(path, st, self._gid, self.log, fd)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise AlreadyRunningError(
+                    f"display {self.name!r} is already served by another skyscreen-hw (lock {path},"
+                    f" {_owner(st)}, held{_lock_holder((st.st_dev, st.st_ino)) or ' by another process'});"
+                    " stop it first, or give this one another [frame] name"
+                ) from None
+        except BaseException:
             os.close(fd)
-            raise AlreadyRunningError(
-                f"display {self.name!r} is already served by another skyscreen-hw (lock {lock_path});"
-                " stop it first, or give this one another [frame] name"
-            ) from None
+            raise
         return fd
+
+    def _open_file(self, at_start: bool = False) -> int:
+        """Open (creating if needed) the frame file, verify its owner, make it exactly ``size`` bytes."""
+        fd = _open_or_create(self.path, self.size, self._gid, "frame file", self.group)
+        try:
+            st = os.fstat(fd)
+            _verify(self.path, "frame file", st, self.group, self._gid)
+            if st.st_size != self.size:
+                if at_start and st.st_size:
+                    self.log.warning(
+                        "%s was %d bytes, expected %d (%dx%d RGB): resized",
+                        self.path,
+                        st.st_size,
+                        self.size,
+                        self.shape[0],
+                        self.shape[1],
+                    )
+                os.ftruncate(fd, self.size)
+            _hand_over(self.path, st, self._gid, self.log, fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _open_semaphore(self, sem_name: str) -> tuple[posix_ipc.Semaphore, bool]:
+        """Open or create a semaphore, verify its owner and remember which file it is; (sem, created)."""
+        path = semaphore_path(sem_name)
+        sem, created = _open_semaphore(sem_name, self._gid, self.group)
+        try:
+            st = path.lstat()
+            _verify(path, f"semaphore {sem_name}", st, self.group, self._gid)
+            _hand_over(path, st, self._gid, self.log)
+        except FileNotFoundError:  # removed between opening and looking: the next check re-creates it
+            self._sem_ident[sem_name] = None
+            return sem, created
+        except BaseException:
+            sem.close()
+            raise
+        self._sem_ident[sem_name] = (st.st_dev, st.st_ino)
+        return sem, created
 
     def _release_lock(self) -> None:
         os.close(self._lock_fd)
 
-    def _open_file(self, at_start: bool = False) -> int:
-        """Open (creating if needed) the frame file and make it exactly ``size`` bytes."""
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, MODE)
-        except OSError as exc:
-            raise FrameError(
-                f"{self.path}: cannot open frame file: {exc.strerror}"
-                " (is it owned by another user? remove it, or join its group)"
-            ) from None
-        actual = os.fstat(fd).st_size
-        if actual != self.size:
-            if at_start and actual:
-                self.log.warning(
-                    "%s was %d bytes, expected %d (%dx%d RGB): resized",
-                    self.path,
-                    actual,
-                    self.size,
-                    self.shape[0],
-                    self.shape[1],
-                )
-            os.ftruncate(fd, self.size)
-        _share_with_group(self.path, self.group, self.log)
-        return fd
+    # -- staying in place -----------------------------------------------------------------------------
 
     def _check_file(self) -> None:
-        """Re-open the frame file if a writer replaced it (a new inode) or removed it."""
-        try:
-            replaced = os.stat(self.path).st_ino != os.fstat(self._fd).st_ino
-        except FileNotFoundError:
-            replaced = True
-        if replaced:
+        """Re-open the frame file if a writer replaced it (a new inode) or it was removed."""
+        ident = _ident(self.path)
+        if ident == _fd_ident(self._fd):
+            return
+        fd = self._open_file()
+        os.close(self._fd)
+        self._fd = fd
+        if ident is None:
+            self._log_rarely(logging.WARNING, "removed", "%s was removed while running: re-created", self.path)
+        else:
             self._log_rarely(logging.INFO, "replaced", "%s was replaced by a writer: re-opened", self.path)
-            os.close(self._fd)
-            self._fd = self._open_file()
+
+    def _check_in_place(self) -> None:
+        """About once a second: re-open or re-create the frame file and semaphores if they were removed.
+
+        logind's RemoveIPC=yes removes a user's /dev/shm files and semaphores when they log out; without
+        this, every later writer would post on new semaphores nobody waits on.
+        """
+        try:
+            self._check_file()
+        except FrameError as exc:
+            self._log_rarely(logging.ERROR, "file", "%s", exc)
+        changed, created = [], False
+        for attr in ("ready", "done"):
+            old: posix_ipc.Semaphore = getattr(self, attr)
+            before = self._sem_ident.get(old.name)
+            if before is not None and _ident(semaphore_path(old.name)) == before:
+                continue
+            try:
+                sem, made = self._open_semaphore(old.name)
+            except FrameError as exc:
+                self._log_rarely(logging.ERROR, f"sem {attr}", "%s", exc)
+                continue
+            setattr(self, attr, sem)
+            old.close()
+            changed.append(str(semaphore_path(old.name)))
+            created = created or made
+        if changed:
+            self.log.warning(
+                "%s removed while running (logind's RemoveIPC=yes does that when the user who made them logs"
+                " out): %s, writers reach the display again",
+                " and ".join(changed),
+                "re-created" if created else "re-opened the new one(s) a writer made",
+            )
 
     def _log_rarely(self, level: int, key: str, msg: str, *args: object) -> None:
         """Log ``msg`` unless the same kind of trouble was logged in the last QUIET seconds."""
@@ -172,19 +456,42 @@ class FrameReader:
             self.log.log(level, msg, *args)
             self._quiet_until[key] = now + QUIET
 
-    def poll(self, timeout: float) -> np.ndarray | None:
-        """Wait at most ``timeout`` seconds for a flushed frame; return it (a reused array) or None.
+    # -- frames ---------------------------------------------------------------------------------------
 
-        None means no frame came, a signal interrupted the wait, or the frame file had the wrong size
-        (the frame is skipped, logged once per incident, and the file restored to its size).
+    def poll(self, timeout: float) -> np.ndarray | None:
+        """Wait at most ``timeout`` seconds for a flushed frame; return it (``self.frame``) or None.
+
+        None means no frame came, a signal interrupted the wait, or the frame file had the wrong size or
+        could not be re-opened (the frame is skipped, logged once per incident, and the file restored).
+        Extra ``ready`` counts (a writer posting without waiting for ``done``) are drained, so every
+        ``done`` answers exactly one frame and correct writers stay in step.
         """
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._next_check = now + CHECK_EVERY
+            self._check_in_place()
         try:
             self.ready.acquire(max(timeout, 0.0))
         except (posix_ipc.BusyError, posix_ipc.SignalError):
             return None
+        excess = _drain(self.ready)
+        if excess:
+            self._log_rarely(
+                logging.WARNING,
+                "excess",
+                "%d extra post(s) on semaphore %s (a writer posting without waiting for %s, or two writers"
+                " at once?): drained, one frame taken",
+                excess,
+                self.ready.name,
+                self.done.name,
+            )
         try:
             self._check_file()
             got = os.preadv(self._fd, [memoryview(self.frame).cast("B")], 0)
+        except FrameError as exc:
+            self.frames_skipped += 1
+            self._log_rarely(logging.ERROR, "file", "%s: frame skipped", exc)
+            return None
         finally:
             self.done.release()
         if got != self.size:
@@ -214,53 +521,106 @@ class FrameReader:
 class FrameWriter:
     """A pattern program's side of the shared frame: ``frame`` is a numpy view, ``flush()`` shows it.
 
-    ``FrameWriter()`` writes to the default ``skyscreen`` display. The environment variable
-    ``WRITER_FILE`` (the original Skyscreen's) names the frame file instead; the display name is then the
-    file's name without ``.frame``.
+    ``FrameWriter()`` writes to the display named by ``SKYSCREEN_NAME`` (default ``skyscreen``). The
+    environment variable ``WRITER_FILE`` (the original Skyscreen's) names the frame file instead; the
+    display name is then the file's name without ``.frame``.
+
+    The frame file must be ``height * width * 3`` bytes: a file of another size belongs to a display of
+    another geometry and is a FrameError naming both. A missing file (no daemon yet) is created at this
+    writer's size, handed to ``group`` (if this user is a member) with mode 0660. Always draw into
+    ``w.frame``: if the file is removed or replaced, ``flush()`` maps the new one and ``frame`` changes.
 
     >>> with FrameWriter() as w:
     ...     w.frame[:] = (255, 0, 0)
     ...     w.flush()
     """
 
-    def __init__(self, name: str | None = None, height: int = 360, width: int = 288, timeout: float = 1.0) -> None:
+    def __init__(
+        self,
+        name: str | None = None,
+        height: int = DEFAULT_HEIGHT,
+        width: int = DEFAULT_WIDTH,
+        timeout: float = WRITER_TIMEOUT,
+        group: str = DEFAULT_GROUP,
+    ) -> None:
         env_file = os.environ.get("WRITER_FILE")
         if env_file:
             self.path = Path(env_file)
             name = name or self.path.name.removesuffix(".frame")
         else:
-            name = name or os.environ.get("SKYSCREEN_NAME") or "skyscreen"
+            name = name or os.environ.get("SKYSCREEN_NAME") or DEFAULT_NAME
             self.path = frame_path(name)
         self.name = name
         self.timeout = timeout
-        size = height * width * 3
+        self.group = group
+        self.shape = (height, width, 3)
+        self.size = height * width * 3
+        self._gid = _own_group_id(group)
+        self._map, self._file = self._map_file()
+        self.frame: np.ndarray = np.ndarray(self.shape, dtype=np.uint8, buffer=self._map)
+        self._sem_ident: dict[str, Ident | None] = {}
+        ready_name, done_name = semaphore_names(name)
+        with contextlib.ExitStack() as undo:
+            undo.callback(self._unmap)
+            self.ready = self._open_semaphore(ready_name)
+            undo.callback(self.ready.close)
+            self.done = self._open_semaphore(done_name)
+            undo.pop_all()
+        _drain(self.done)
+
+    def _map_file(self) -> tuple[mmap.mmap, Ident]:
+        """Open (or create) the frame file, check its size against this writer's geometry, and map it."""
+        fd = _open_or_create(self.path, self.size, self._gid, "frame file", self.group)
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, MODE)
-        except OSError as exc:
-            raise FrameError(
-                f"{self.path}: cannot open frame file: {exc.strerror}"
-                " (join the display's group, e.g. `usermod -aG skyscreen $USER`)"
-            ) from None
-        try:
-            if os.fstat(fd).st_size < size:
-                os.ftruncate(fd, size)  # grow only: writers never truncate
-            self._map = mmap.mmap(fd, size)
+            st = os.fstat(fd)
+            if st.st_size == 0:  # created by someone who has not sized it yet: growing never hurts
+                os.ftruncate(fd, self.size)
+            elif st.st_size != self.size:
+                raise FrameError(
+                    f"{self.path} is {st.st_size} bytes, but this writer expects {self.shape[0]}x{self.shape[1]}"
+                    f" RGB = {self.size} bytes: the display has another geometry; give the writer the display's"
+                    " height and width (FrameWriter(name, height, width); `skyscreen-hw demo` takes them from"
+                    " the daemon's configuration, --config)"
+                )
+            return mmap.mmap(fd, self.size), (st.st_dev, st.st_ino)
         finally:
             os.close(fd)
-        self.frame: np.ndarray = np.ndarray((height, width, 3), dtype=np.uint8, buffer=self._map)
-        ready_name, done_name = semaphore_names(name)
-        self.ready = _open_semaphore(ready_name)
-        self.done = _open_semaphore(done_name)
-        _drain(self.done)
+
+    def _open_semaphore(self, sem_name: str) -> posix_ipc.Semaphore:
+        sem, _ = _open_semaphore(sem_name, self._gid, self.group)
+        self._sem_ident[sem_name] = _ident(semaphore_path(sem_name))
+        return sem
+
+    def _check_file(self) -> None:
+        """If the frame file was removed or replaced, map the current one and carry the pixels over."""
+        if _ident(self.path) == self._file:
+            return
+        mapping, ident = self._map_file()
+        frame: np.ndarray = np.ndarray(self.shape, dtype=np.uint8, buffer=mapping)
+        frame[:] = self.frame
+        self._unmap()
+        self._map, self._file, self.frame = mapping, ident, frame
+
+    def _check_semaphores(self) -> None:
+        """If a semaphore was removed or replaced (the daemon re-created it), open the current one."""
+        for attr in ("ready", "done"):
+            old: posix_ipc.Semaphore = getattr(self, attr)
+            before = self._sem_ident.get(old.name)
+            if before is not None and _ident(semaphore_path(old.name)) == before:
+                continue
+            setattr(self, attr, self._open_semaphore(old.name))
+            old.close()
 
     def flush(self, timeout: float | None = None) -> bool:
         """Hand the frame to the daemon and wait until it has been copied.
 
         Returns True once the daemon took the frame, False if no daemon took it within ``timeout``
         seconds (default: the writer's timeout) or a signal interrupted the wait; the frame is then
-        withdrawn.
+        withdrawn. Raises FrameError if the frame file was replaced by one of another geometry.
         """
         wait = self.timeout if timeout is None else timeout
+        self._check_file()
+        _drain(self.done)  # a `done` left from an earlier flush that gave up must not answer this one
         self.ready.release()
         try:
             self.done.acquire(wait)
@@ -269,20 +629,23 @@ class FrameWriter:
             pass
         try:
             self.ready.acquire(0)  # withdraw the frame: no daemon took it
-            return False
         except posix_ipc.BusyError:
-            pass
-        try:  # the daemon took it just now: its done is on the way
-            self.done.acquire(wait)
-        except (posix_ipc.BusyError, posix_ipc.SignalError):
-            return False
-        return True
+            try:  # the daemon took it just now: its done is on the way
+                self.done.acquire(wait)
+                return True
+            except (posix_ipc.BusyError, posix_ipc.SignalError):
+                pass
+        self._check_semaphores()  # nobody answered: were they removed under us?
+        return False
+
+    def _unmap(self) -> None:
+        self.frame = np.empty((0, 0, 3), dtype=np.uint8)
+        with contextlib.suppress(BufferError):  # someone still holds a view: the mapping goes with it
+            self._map.close()
 
     def close(self) -> None:
         """Unmap the frame and close the semaphores (they and the file stay for the daemon)."""
-        self.frame = np.empty((0, 0, 3), dtype=np.uint8)
-        with contextlib.suppress(BufferError):
-            self._map.close()
+        self._unmap()
         self.ready.close()
         self.done.close()
 
