@@ -6,10 +6,11 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from skyscreen_hw import config
 from skyscreen_hw.outputs.record import read_recording
-from skyscreen_hw.power import PowerLimit
+from skyscreen_hw.power import ByteSum, PowerLimit
 from skyscreen_hw.sources.shared_frame import FrameWriter
 
 DOME = 360 * 288
@@ -47,6 +48,30 @@ def test_zero_disables_the_limit() -> None:
     assert not power.enabled
     power(leds)
     assert (leds == 255).all()
+
+
+@pytest.mark.parametrize("size", [0, 1, 7, 8, 2047, 2048 * 3 + 5, 311040, 311041, 1 << 21])
+def test_the_byte_sum_is_exact(size: int) -> None:
+    total = ByteSum()
+    data = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8)
+    assert total(data) == int(data.astype(np.int64).sum())
+    data[:] = 255  # every 16-bit lane at its fullest
+    assert total(data) == 255 * size
+    assert total(data[::2]) == 255 * len(data[::2])  # not contiguous
+
+
+def test_the_scaled_frame_never_draws_more_than_the_limit_and_is_the_plain_formula() -> None:
+    rng = np.random.default_rng(11)
+    for max_ma in (1, 500, 20_000, 1_000_000, 3_000_000):
+        leds = rng.integers(0, 256, (DOME, 3), dtype=np.uint8)
+        power = limit(max_ma)
+        drawn = float(leds.astype(np.int64).sum()) * power.milliamps_per_unit
+        want = np.floor(leds * (max_ma / drawn)).astype(np.uint8) if drawn > max_ma else leds.copy()
+        assert power.estimate_milliamps(leds) == drawn
+        power(leds)
+        np.testing.assert_array_equal(leds, want)
+        assert power.estimate_milliamps(leds) <= max_ma
+        assert power.frames_limited == (1 if drawn > max_ma else 0)
 
 
 def test_the_recording_shows_the_limited_frame(display_name: str, daemon_factory, tmp_path: Path) -> None:

@@ -1,0 +1,117 @@
+"""Colour correction: the table on every byte, two bytes a lookup; with a power limit, exactly power(color(...))."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from skyscreen_hw import config
+from skyscreen_hw.color import ColorCorrection, gamma_table, pair_table
+from skyscreen_hw.power import PowerLimit
+
+RNG = np.random.default_rng(7)
+
+
+def colour(gamma: float = 2.2, brightness: float = 0.8) -> ColorCorrection:
+    return ColorCorrection(config.ColorConfig(gamma=gamma, brightness=brightness))
+
+
+def test_the_pair_table_maps_both_bytes_of_every_pair_through_the_table() -> None:
+    table = gamma_table(2.2, 0.8)
+    pairs = np.arange(65536, dtype=np.uint16)
+    np.testing.assert_array_equal(pair_table(table).view(np.uint8), table[pairs.view(np.uint8)])
+
+
+@pytest.mark.parametrize("shape", [(103680, 3), (7, 3), (8, 3), (1, 3), (0, 3), (5,), (4, 5, 3)])
+def test_correction_is_the_table_on_every_byte(shape: tuple[int, ...]) -> None:
+    cc = colour()
+    leds = RNG.integers(0, 256, shape, dtype=np.uint8)
+    np.testing.assert_array_equal(cc(leds, np.empty_like(leds)), cc.table[leds])
+
+
+def test_in_place_non_contiguous_and_repeated_calls() -> None:
+    cc = colour(1.8, 0.6)
+    leds = RNG.integers(0, 256, (1001, 3), dtype=np.uint8)
+    want = cc.table[leds]
+    same = leds.copy()
+    assert cc(same, same) is same
+    np.testing.assert_array_equal(same, want)
+    out = np.zeros((1001, 6), np.uint8)[:, ::2]  # not contiguous
+    np.testing.assert_array_equal(cc(leds[:, ::-1], out), want[:, ::-1])
+    other = RNG.integers(0, 256, (1001, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(cc(other, np.empty_like(other)), cc.table[other])
+
+
+def test_the_identity_table_is_a_copy() -> None:
+    cc = colour(1.0, 1.0)
+    assert cc.identity
+    leds = RNG.integers(0, 256, (99, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(cc(leds, np.empty_like(leds)), leds)
+
+
+def reference(cc: ColorCorrection, limit: PowerLimit, leds: np.ndarray) -> np.ndarray:
+    """Straightforward: the table, the sum of the corrected bytes, floor(value * max / drawn) when over."""
+    corrected = cc.table[leds]
+    drawn = float(corrected.astype(np.int64).sum()) * limit.milliamps_per_unit
+    if drawn <= limit.max_milliamps:
+        return corrected
+    return np.floor(corrected * (limit.max_milliamps / drawn)).astype(np.uint8)
+
+
+@pytest.mark.parametrize(("gamma", "brightness", "count"), [(2.2, 0.8, 103680), (1.0, 1.0, 1001), (2.8, 1.0, 10)])
+def test_correction_with_a_power_limit_is_exactly_the_limit_after_the_correction(
+    gamma: float, brightness: float, count: int
+) -> None:
+    cc = colour(gamma, brightness)
+    settings = config.ColorConfig(gamma=gamma, brightness=brightness, max_milliamps=1, led_milliamps=55.0)
+    fused, separate = PowerLimit(settings), PowerLimit(settings)
+    base = RNG.integers(0, 256, (count, 3), dtype=np.uint8)
+    full = float(cc.table[base].astype(np.int64).sum()) * fused.milliamps_per_unit
+    # over, over again (the measure-first path), under, under again, over after under, far over, black
+    for level in (0.5, 0.7, 1.5, 2.0, 0.3, 0.01, None):
+        limit = 1 if level is None else max(1, int(full * level))
+        fused.max_milliamps = separate.max_milliamps = limit
+        leds = np.zeros_like(base) if level is None else base
+        out = np.empty_like(leds)
+        got = cc(leds, out, fused)
+        assert got is out
+        want = separate(cc(leds, np.empty_like(leds)))
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(got, reference(cc, fused, leds))
+        assert fused.last_scale == separate.last_scale
+        assert fused.estimate_milliamps(got) <= limit
+        base = np.roll(base, 1)
+    assert fused.frames_limited == separate.frames_limited == 4
+
+
+def test_a_disabled_limit_is_plain_correction() -> None:
+    cc = colour()
+    leds = RNG.integers(0, 256, (300, 3), dtype=np.uint8)
+    power = PowerLimit(config.ColorConfig())
+    assert not power.enabled
+    np.testing.assert_array_equal(cc(leds, np.empty_like(leds), power), cc.table[leds])
+
+
+def test_no_frame_sized_allocation_per_frame() -> None:
+    cc = colour()
+    power = PowerLimit(config.ColorConfig(max_milliamps=10_000))
+    leds = RNG.integers(0, 256, (103680, 3), dtype=np.uint8)
+    out = np.empty_like(leds)
+    cc(leds, out)
+    cc(leds, out, power)
+    cc(leds, out, power)  # both paths of the limit have run: over after under, over after over
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        for _ in range(3):
+            cc(leds, out)
+            cc(leds, out, power)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert power.frames_limited == 5
+    # no frame-sized array (311 kB; the table lookup used to widen its indices into a new 1.2 MB array);
+    # numpy's iterator takes one transient 32 kB buffer to build the scaled pair table of a limited frame
+    assert peak < 48 * 1024
