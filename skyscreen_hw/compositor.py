@@ -20,86 +20,109 @@ class CanvasLike(Protocol):
     def texture(self) -> tuple[np.ndarray, np.ndarray]: ...
 
 
-class Compositor:
-    """Keeps the LED colours of the latest frame and draws the canvas over them.
+class CanvasOverlay:
+    """Draws the websocket canvas over LED colours: each LED shows the canvas where something was drawn under it.
 
-    The canvas is stretched over the layout's bounding box: each LED shows the canvas pixel at its
-    position where something was drawn there, and its frame pixel elsewhere.
+    The canvas is stretched over the layout's bounding box; an LED samples it at its position, and across
+    its footprint where it has one (the brightest drawn sample wins, so thin strokes between sparse LEDs
+    still show). When the canvas changes, that becomes two byte masks per LED channel, ``keep`` (0xFF
+    where the LED keeps its own colour, 0 under drawing) and ``paint`` (the canvas colour under drawing,
+    0 elsewhere); a frame is then ``leds & keep | paint``, two passes of plain byte logic.
+    """
+
+    def __init__(self, layout: Layout, canvas: CanvasLike) -> None:
+        self.canvas = canvas
+        n = layout.count
+        self._samples = canvas_samples(layout, canvas.SIZE)
+        self._version = -1
+        self._drawn = False
+        self._keep = np.empty((n, 3), np.uint8)
+        self._paint = np.empty((n, 3), np.uint8)
+        self._out = np.empty((n, 3), np.uint8)
+        # sampling buffers, for a canvas that changes every frame
+        self._packed = np.empty(canvas.SIZE * canvas.SIZE, np.uint32)
+        self._flags = np.empty_like(self._packed)
+        self._best = np.empty(n, np.uint32)
+        self._sample = np.empty(n, np.uint32)
+        self._under = np.empty(n, np.uint8)
+
+    @property
+    def changed(self) -> bool:
+        """The canvas changed since the last `draw`."""
+        return self.canvas.version != self._version
+
+    def draw(self, leds: np.ndarray) -> np.ndarray:
+        """``leds`` (n, 3) uint8 in wiring order, not modified: itself when nothing is drawn over it, else a
+        reused (n, 3) array with the canvas drawn over."""
+        if self.changed:
+            self._prepare()
+        if not self._drawn:
+            return leds
+        np.bitwise_and(leds, self._keep, out=self._out)
+        np.bitwise_or(self._out, self._paint, out=self._out)
+        return self._out
+
+    def _prepare(self) -> None:
+        self._version = self.canvas.version
+        rgb, alpha = self.canvas.texture()
+        if not alpha.any():
+            self._drawn = False
+            return
+        # one uint32 per canvas pixel: drawn (bit 31), lit (bit 30), 0xRRGGBB; the max over an LED's
+        # samples is its brightest drawn sample
+        packed, flags, best, sample = self._packed, self._flags, self._best, self._sample
+        flat = rgb.reshape(-1, 3)
+        np.left_shift(flat[:, 0], 16, out=packed, dtype=np.uint32)
+        np.left_shift(flat[:, 1], 8, out=flags, dtype=np.uint32)
+        np.bitwise_or(packed, flags, out=packed)
+        np.bitwise_or(packed, flat[:, 2], out=packed)
+        np.not_equal(packed, 0, out=flags, casting="unsafe")  # lit: 1
+        np.left_shift(flags, 30, out=flags)
+        np.bitwise_or(packed, flags, out=packed)
+        np.left_shift(alpha.reshape(-1), 31, out=flags, dtype=np.uint32)
+        np.bitwise_or(packed, flags, out=packed)
+        first, *others = self._samples
+        np.take(packed, first, out=best)
+        for index in others:
+            np.take(packed, index, out=sample)
+            np.maximum(best, sample, out=best)
+        under = self._under  # 1 where the LED shows the canvas
+        np.right_shift(best, 31, out=sample)
+        np.copyto(under, sample, casting="unsafe")
+        self._drawn = bool(under.any())
+        # keep = 0xFF - 0xFF * under; paint = the sample's R, G, B where under
+        np.multiply(under, 0xFF, out=under)
+        np.subtract(0xFF, under[:, None], out=self._keep)
+        channels = best.astype("<u4", copy=False).view(np.uint8).reshape(-1, 4)  # B, G, R, flags
+        np.bitwise_and(channels[:, 2::-1], under[:, None], out=self._paint)
+
+
+class Compositor:
+    """The shared frame gathered into wiring order with the canvas drawn over it (`CanvasOverlay`).
+
+    Kept for the daemon until its mixer pipeline replaces it: ``compose(frame)`` = gather, then overlay.
     """
 
     def __init__(self, layout: Layout, canvas: CanvasLike | None = None) -> None:
         self.gather = LedGather(layout)
         self.frame_leds = np.zeros((layout.count, 3), dtype=np.uint8)
-        self.leds = np.zeros_like(self.frame_leds)
         self.canvas = canvas
-        self._canvas_version = -1
-        self._canvas_leds: np.ndarray | None = None  # (n, 3), possibly a strided view
-        self._canvas_mask: np.ndarray | None = None
-        if canvas is not None:
-            self._canvas_index = _canvas_samples(layout, canvas.SIZE)
+        self.overlay = CanvasOverlay(layout, canvas) if canvas is not None else None
 
     @property
     def canvas_changed(self) -> bool:
-        return self.canvas is not None and self.canvas.version != self._canvas_version
+        return self.overlay is not None and self.overlay.changed
 
     def compose(self, frame: np.ndarray | None) -> np.ndarray:
         """Take a new frame (or None to keep the last) and return the LED colours (a reused array)."""
         if frame is not None:
             self.gather(frame, self.frame_leds)
-        if self.canvas_changed:
-            self._sample_canvas()
-        if self._canvas_mask is None:
+        if self.overlay is None:
             return self.frame_leds
-        np.copyto(self.leds, self.frame_leds)
-        np.copyto(self.leds, self._canvas_leds, where=self._canvas_mask)
-        return self.leds
-
-    def _sample_canvas(self) -> None:
-        if self.canvas is None:
-            return
-        self._canvas_version = self.canvas.version
-        rgb, alpha = self.canvas.texture()
-        if not alpha.any():
-            self._canvas_leds = self._canvas_mask = None
-            return
-        # one uint32 per canvas pixel: drawn (bit 31), lit (bit 30), 0xRRGGBB; the max over an LED's
-        # samples is its brightest drawn sample, so thin strokes between sparse LEDs still show
-        flat = rgb.reshape(-1, 3).astype(np.uint32)
-        packed = (flat[:, 0] << 16) | (flat[:, 1] << 8) | flat[:, 2]
-        packed |= (packed != 0).astype(np.uint32) << 30
-        packed |= alpha.reshape(-1).astype(np.uint32) << 31
-        first, *others = self._canvas_index
-        best = packed.take(first)
-        for index in others:
-            np.maximum(best, packed.take(index), out=best)
-        channels = best.astype("<u4", copy=False).view(np.uint8).reshape(-1, 4)  # B, G, R, flags
-        self._canvas_leds = channels[:, 2::-1]
-        self._canvas_mask = (best >> 31).astype(bool)[:, None]
+        return self.overlay.draw(self.frame_leds)
 
 
-class CanvasOverlay:
-    """Draws the websocket canvas over LED colours: each LED shows the canvas where something was drawn under it."""
-
-    def __init__(self, layout: Layout, canvas: CanvasLike) -> None:
-        self._compositor = Compositor(layout, canvas)
-
-    @property
-    def changed(self) -> bool:
-        return self._compositor.canvas_changed
-
-    def draw(self, leds: np.ndarray) -> np.ndarray:
-        """``leds`` (n, 3) is not modified; returns it when nothing is drawn, else a reused array."""
-        c = self._compositor
-        if c.canvas_changed:
-            c._sample_canvas()
-        if c._canvas_mask is None:
-            return leds
-        np.copyto(c.leds, leds)
-        np.copyto(c.leds, c._canvas_leds, where=c._canvas_mask)
-        return c.leds
-
-
-def _canvas_samples(layout: Layout, size: int) -> list[np.ndarray]:
+def canvas_samples(layout: Layout, size: int) -> list[np.ndarray]:
     """Canvas pixel indices each LED samples: its position, and across its footprint if it has one.
 
     The canvas is stretched over the layout's bounding box.
@@ -115,3 +138,6 @@ def _canvas_samples(layout: Layout, size: int) -> list[np.ndarray]:
         px = np.clip(np.round((p - lo) * scale), 0, size - 1).astype(np.int64)
         columns.append(px[:, 1] * size + px[:, 0])
     return columns
+
+
+_canvas_samples = canvas_samples  # the name send.py used before it became public

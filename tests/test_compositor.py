@@ -1,0 +1,121 @@
+"""The canvas overlay: byte masks prepared when the canvas changes equal the simple masked copy, bit for bit."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from skyscreen_hw import config, layouts
+from skyscreen_hw.compositor import CanvasOverlay, Compositor, canvas_samples
+from skyscreen_hw.sources import instructions as ins
+from skyscreen_hw.sources.canvas import Canvas
+
+
+class Texture:
+    """A CanvasLike with any picture: random colours, drawn where ``alpha``."""
+
+    SIZE = Canvas.SIZE
+
+    def __init__(self, rgb: np.ndarray, alpha: np.ndarray) -> None:
+        self.version = 1
+        self.rgb, self.alpha = rgb, alpha
+
+    def texture(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.rgb, self.alpha
+
+    def redraw(self, rgb: np.ndarray, alpha: np.ndarray) -> None:
+        self.rgb, self.alpha = rgb, alpha
+        self.version += 1
+
+
+def simple_overlay(layout: layouts.Layout, canvas: Texture | Canvas, leds: np.ndarray) -> np.ndarray:
+    """The straightforward way: each LED's brightest drawn sample, np.copyto(..., where=drawn) over a copy."""
+    rgb, alpha = canvas.texture()
+    flat = rgb.reshape(-1, 3).astype(np.int64)
+    colour = (flat[:, 0] << 16) | (flat[:, 1] << 8) | flat[:, 2]
+    key = (alpha.reshape(-1).astype(np.int64) << 31) | ((colour != 0).astype(np.int64) << 30) | colour
+    best = np.max([key[index] for index in canvas_samples(layout, canvas.SIZE)], axis=0)
+    drawn = (best >> 31).astype(bool)
+    picture = np.column_stack([(best >> 16) & 0xFF, (best >> 8) & 0xFF, best & 0xFF]).astype(np.uint8)
+    out = leds.copy()
+    np.copyto(out, picture, where=drawn[:, None])
+    return out
+
+
+def random_texture(rng: np.random.Generator, drawn: float) -> tuple[np.ndarray, np.ndarray]:
+    size = Canvas.SIZE
+    rgb = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+    rgb[rng.random((size, size)) < 0.2] = 0  # some drawn black too
+    return rgb, rng.random((size, size)) < drawn
+
+
+@pytest.mark.parametrize("kind", ["dome", "matrix"])
+def test_the_overlay_is_the_simple_masked_copy_bit_for_bit(kind: str) -> None:
+    cfg = config.parse({"layout": {"type": kind, "serpentine": True}, "frame": {"width": 64, "height": 48}})
+    layout = layouts.build(cfg)
+    rng = np.random.default_rng(5)
+    texture = Texture(*random_texture(rng, 0.3))
+    overlay = CanvasOverlay(layout, texture)
+    assert overlay.changed
+    for drawn in (0.3, 0.01, 0.9, 1.0):
+        texture.redraw(*random_texture(rng, drawn))
+        for _ in range(2):
+            leds = rng.integers(0, 256, (layout.count, 3), dtype=np.uint8)
+            before = leds.copy()
+            got = overlay.draw(leds)
+            assert not overlay.changed
+            np.testing.assert_array_equal(got, simple_overlay(layout, texture, leds))
+            np.testing.assert_array_equal(leds, before)  # the source's LEDs are not modified
+            assert got is not leds
+
+
+def test_an_empty_canvas_returns_the_leds_themselves_and_a_real_canvas_matches_too() -> None:
+    layout = layouts.build(config.parse({}))
+    canvas = Canvas()
+    overlay = CanvasOverlay(layout, canvas)
+    leds = np.random.default_rng(1).integers(0, 256, (layout.count, 3), dtype=np.uint8)
+    assert overlay.draw(leds) is leds
+    canvas.apply(1, ins.decode(ins.pack([ins.char(x, 12, 3, 1, 0, "A") for x in range(6, 26)])))
+    canvas.apply(2, ins.decode(ins.pack(ins.colour_block(14, 14, 17, 15, 0, 15, 3))))
+    assert overlay.changed
+    first = overlay.draw(leds)
+    np.testing.assert_array_equal(first, simple_overlay(layout, canvas, leds))
+    assert overlay.draw(leds) is first  # a reused array
+    canvas.clear(1)
+    canvas.clear(2)
+    assert overlay.draw(leds) is leds
+
+
+def test_drawing_a_frame_allocates_nothing() -> None:
+    layout = layouts.build(config.parse({}))
+    rng = np.random.default_rng(2)
+    overlay = CanvasOverlay(layout, Texture(*random_texture(rng, 0.5)))
+    leds = rng.integers(0, 256, (layout.count, 3), dtype=np.uint8)
+    overlay.draw(leds)
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        for _ in range(3):
+            overlay.draw(leds)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1024
+
+
+def test_the_compositor_gathers_the_frame_and_draws_the_canvas_over_it() -> None:
+    cfg = config.parse({"layout": {"serpentine": True}, "frame": {"width": 32, "height": 20}})
+    layout = layouts.build(cfg)
+    rng = np.random.default_rng(3)
+    frame = rng.integers(0, 256, (20, 32, 3), dtype=np.uint8)
+    plain = Compositor(layout)
+    np.testing.assert_array_equal(plain.compose(frame), frame.reshape(-1, 3)[layout.frame_index])
+    assert not plain.canvas_changed
+    texture = Texture(*random_texture(rng, 0.4))
+    drawn = Compositor(layout, texture)
+    assert drawn.canvas_changed
+    got = drawn.compose(frame)
+    np.testing.assert_array_equal(got, simple_overlay(layout, texture, frame.reshape(-1, 3)[layout.frame_index]))
+    np.testing.assert_array_equal(drawn.compose(None), got)  # None: the last frame again
