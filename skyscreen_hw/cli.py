@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-import argparse
-import logging
-import os
-import subprocess
-import sys
-from collections.abc import Sequence
+import signal
 
-from skyscreen_hw import __version__
-from skyscreen_hw import config as configuration
-from skyscreen_hw.errors import SkyscreenError
+# Ctrl-C before a command installs its own handler (the daemon's blanks the LEDs) just ends the process:
+# nothing is open yet, and no traceback from the middle of an import. Set before the other imports.
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+
+from skyscreen_hw import __version__  # noqa: E402
+from skyscreen_hw import config as configuration  # noqa: E402
+from skyscreen_hw.errors import SkyscreenError  # noqa: E402
 
 
 def _positive(text: str) -> float:
@@ -64,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # again: main() may be called after a handler was set
     args = build_parser().parse_args(argv)
     from skyscreen_hw.service import setup_logging
 
@@ -73,8 +80,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SkyscreenError as exc:
         print(f"skyscreen-hw: error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130
     except BrokenPipeError:  # `skyscreen-hw check-config | head`: the reader left, which is fine
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush stays quiet
@@ -83,10 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace, log: logging.Logger) -> int:
     if args.command == "check-config":
-        config = configuration.load(args.path or args.config)
-        print(f"# {config.source}: OK")
-        print(config.to_toml())
-        return 0
+        return _check_config(args.path or args.config)
     if args.command == "layout":
         return _layout(args)
     if args.command == "demo":
@@ -103,6 +105,18 @@ def _dispatch(args: argparse.Namespace, log: logging.Logger) -> int:
 
         return send.run(args)
     return _run_daemon(args, log)
+
+
+def _check_config(path: str | None) -> int:
+    """Build everything the daemon builds short of opening hardware, so it fails where the daemon would."""
+    from skyscreen_hw import layouts, outputs
+
+    config = configuration.load(path)
+    layout = layouts.build(config)
+    plans = outputs.plan(config, layout)
+    print(f"# {config.source}: OK, {layout.count} LEDs ({layout.kind}), {len(plans)} output(s)")
+    print(config.to_toml([p.count for p in plans]))
+    return 0
 
 
 def _layout(args: argparse.Namespace) -> int:

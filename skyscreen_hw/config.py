@@ -10,10 +10,10 @@ import dataclasses
 import ipaddress
 import math
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, ClassVar, get_type_hints
 
 from skyscreen_hw.errors import ConfigError
 
@@ -48,18 +48,30 @@ def _colour_order(value: Any) -> str | None:
     return None
 
 
+def _origins(value: Any) -> str | None:
+    from skyscreen_hw.origins import check_origins
+
+    try:
+        check_origins(value)
+    except ConfigError as exc:
+        return str(exc).removeprefix("[websocket] origins: ")
+    return None
+
+
 def _key(default: Any, check: Check | None = None, doc: str = "") -> Any:
     return field(default=default, metadata={"check": check, "doc": doc})
 
 
 @dataclass(frozen=True)
 class FrameConfig:
-    """[frame]: the shared frame (BRIEF §2)."""
+    """[frame]: the shared frame (docs/frame-standard.md) and its place in the mixer."""
 
     name: str = _key("skyscreen", lambda v: None if v and "/" not in v else "must be non-empty, no '/'")
     width: int = _key(288, _range(1, 65535))
     height: int = _key(360, _range(1, 65535))
     group: str = _key("skyscreen", doc="group owning the frame file and semaphores, if it exists")
+    priority: int = _key(100, _range(0, 200), doc="the shared frame's priority in the mixer: the highest live wins")
+    timeout: float = _key(0.0, _range(0.0), doc="seconds without a frame before it stops counting; 0 = never")
 
 
 @dataclass(frozen=True)
@@ -79,6 +91,24 @@ class LayoutConfig:
     origin: str = _key("top-left", _one_of("top-left", "top-right", "bottom-left", "bottom-right"))
     # points: an OpenPixelControl layout JSON
     file: str = _key("")
+
+    # keys that mean something for one layout type only
+    only_for: ClassVar[dict[str, str]] = {
+        "vanes": "dome",
+        "leds_per_vane": "dome",
+        "inner_radius": "dome",
+        "radius": "dome",
+        "width": "matrix",
+        "height": "matrix",
+        "origin": "matrix",
+        "file": "points",
+    }
+
+    def resolved(self, frame: FrameConfig) -> dict[str, Any]:
+        """The keys of this layout type, with 0 (= the frame's size) replaced by what it stands for."""
+        values = {k: v for k, v in dataclasses.asdict(self).items() if self.only_for.get(k, self.type) == self.type}
+        defaults = {"vanes": frame.height, "leds_per_vane": frame.width, "width": frame.width, "height": frame.height}
+        return {k: (v or defaults[k]) if k in defaults else v for k, v in values.items()}
 
 
 @dataclass(frozen=True)
@@ -109,7 +139,9 @@ class WebsocketConfig:
     max_connections: int = _key(64, _range(1, 100000))
     max_message_bytes: int = _key(1 << 20, _range(4))
     idle_timeout: float = _key(300.0, _range(0.0, lo_open=True), doc="seconds a silent client may stay")
-    origins: tuple[str, ...] = _key((), doc="browser Origins allowed besides the daemon's own (scripts send none)")
+    origins: tuple[str, ...] = _key(
+        (), _origins, doc="browser Origins allowed besides the daemon's own (scripts send none)"
+    )
 
     @property
     def is_loopback(self) -> bool:
@@ -123,28 +155,71 @@ class WebsocketConfig:
 
 @dataclass(frozen=True)
 class OutputConfig:
-    """One [[outputs]] entry: a device taking LEDs first .. first+count-1 in wiring order."""
+    """What every [[outputs]] entry has: a device taking LEDs first .. first+count-1 in wiring order."""
 
-    type: str = _key("simulator", _one_of("serial", "ws281x", "simulator"))
+    type: str = _key("simulator")
     first: int = _key(0, _range(0))
     count: int = _key(0, _range(0), doc="0 = all remaining LEDs")
     order: str = _key("", _colour_order, doc="colour order on the wire; default RGB, GRB for ws281x")
-    # serial
+
+    default_order: ClassVar[str] = "RGB"
+    max_leds: ClassVar[int] = 0  # what one output of this kind can carry; 0 = no limit
+
+    @property
+    def wire_order(self) -> str:
+        return self.order or self.default_order
+
+    def leds_limit(self) -> tuple[int, str]:
+        """(the most LEDs this output carries, why); (0, "") when there is no limit."""
+        return self.max_leds, ""
+
+
+@dataclass(frozen=True)
+class SerialOutputConfig(OutputConfig):
+    """A serial LED controller (Adalight or TPM2) on a device path or any pyserial URL."""
+
+    type: str = _key("serial")
     port: str = _key("/dev/skyscreen")
     baud: int = _key(2000000, _range(300))
     protocol: str = _key("adalight", _one_of("adalight", "tpm2"))
     write_timeout: float = _key(0.5, _range(0.0, lo_open=True))
-    # ws281x
-    gpio: int = _key(18, _one_of(10, 12, 13, 18, 19, 21), doc="10 SPI, 12/18 PWM0, 13/19 PWM1, 21 PCM")
+
+    def leds_limit(self) -> tuple[int, str]:
+        if self.protocol == "tpm2":
+            return TPM2_MAX_LEDS, 'TPM2 frames carry at most 65,535 bytes (or use protocol = "adalight")'
+        return ADALIGHT_MAX_LEDS, "an Adalight header counts at most 65,536 LEDs"
+
+
+@dataclass(frozen=True)
+class Ws281xOutputConfig(OutputConfig):
+    """A WS281x / SK6812 strip on a Raspberry Pi pin."""
+
+    type: str = _key("ws281x")
+    gpio: int = _key(10, _one_of(10, 12, 13, 18, 19, 21), doc="10 SPI, 12/18 PWM0, 13/19 PWM1, 21 PCM")
     frequency: int = _key(800000, _range(400000, 800000))
     dma: int = _key(10, _range(0, 14))
     invert: bool = _key(False)
-    # simulator
+
+    default_order: ClassVar[str] = "GRB"
+
+
+@dataclass(frozen=True)
+class SimulatorOutputConfig(OutputConfig):
+    """The pygame simulator window."""
+
+    type: str = _key("simulator")
     size: int = _key(720, _range(64, 8192), doc="window size in pixels")
 
-    @property
-    def wire_order(self) -> str:
-        return self.order or ("GRB" if self.type == "ws281x" else "RGB")
+
+ADALIGHT_MAX_LEDS = 0x10000
+TPM2_MAX_LEDS = 0xFFFF // 3
+
+# `type` -> its configuration class; the output module is skyscreen_hw.outputs.<type>
+OUTPUT_TYPES: dict[str, type[OutputConfig]] = {
+    "serial": SerialOutputConfig,
+    "ws281x": Ws281xOutputConfig,
+    "simulator": SimulatorOutputConfig,
+}
 
 
 @dataclass(frozen=True)
@@ -156,21 +231,26 @@ class Config:
     color: ColorConfig = ColorConfig()
     display: DisplayConfig = DisplayConfig()
     websocket: WebsocketConfig = WebsocketConfig()
-    outputs: tuple[OutputConfig, ...] = (OutputConfig(),)
+    outputs: tuple[OutputConfig, ...] = (SimulatorOutputConfig(),)
     source: str = "(defaults)"
 
-    def to_toml(self) -> str:
-        """The resolved configuration as TOML (for `check-config`)."""
+    def to_toml(self, counts: Sequence[int] = ()) -> str:
+        """The resolved configuration as TOML (for `check-config`): defaults filled in, ``count = 0``
+        replaced by ``counts`` (the LEDs each output takes) when given."""
         lines: list[str] = []
         if not self.outputs:
             lines.append("outputs = []")
         for name in ("frame", "layout", "color", "display", "websocket"):
+            section = getattr(self, name)
+            values = section.resolved(self.frame) if name == "layout" else dataclasses.asdict(section)
             lines.append(f"[{name}]")
-            lines += [f"{k} = {_toml_value(v)}" for k, v in dataclasses.asdict(getattr(self, name)).items()]
+            lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
             lines.append("")
-        for out in self.outputs:
+        for i, out in enumerate(self.outputs):
             lines.append("[[outputs]]")
             resolved = {**dataclasses.asdict(out), "order": out.wire_order}
+            if i < len(counts):
+                resolved["count"] = counts[i]
             lines += [f"{k} = {_toml_value(v)}" for k, v in resolved.items()]
             lines.append("")
         return "\n".join(lines)
@@ -195,7 +275,7 @@ _SECTIONS: dict[str, type] = {
 }
 
 
-def _build(cls: type, table: Any, where: str, src: str) -> Any:
+def _build(cls: type, table: Any, where: str, src: str, what: str = "") -> Any:
     if not isinstance(table, Mapping):
         raise ConfigError(f"{src}: {where}: must be a table, got {type(table).__name__}")
     hints = get_type_hints(cls)
@@ -204,7 +284,8 @@ def _build(cls: type, table: Any, where: str, src: str) -> Any:
     for key, value in table.items():
         if key not in fields:
             known = ", ".join(sorted(fields))
-            raise ConfigError(f"{src}: {where} {key}: unknown key (known keys: {known})")
+            owner = f" for {what}" if what else ""
+            raise ConfigError(f"{src}: {where} {key}: unknown key{owner} (known keys: {known})")
         value = _typed(hints[key], value, f"{src}: {where} {key}")
         check = fields[key].metadata.get("check")
         problem = check(value) if check else None
@@ -229,17 +310,27 @@ def _typed(want: Any, value: Any, where: str) -> Any:
     return value
 
 
+def _output(table: Any, where: str, src: str) -> OutputConfig:
+    """One [[outputs]] table, checked against the keys of its own kind."""
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{src}: {where}: must be a table, got {type(table).__name__}")
+    kind = table.get("type", "simulator")
+    if kind not in OUTPUT_TYPES:
+        raise ConfigError(f"{src}: {where} type: must be one of {', '.join(map(repr, OUTPUT_TYPES))}, got {kind!r}")
+    return _build(OUTPUT_TYPES[kind], table, where, src, f"a {kind} output")
+
+
 def parse(data: Mapping[str, Any], src: str = "(config)") -> Config:
     """Validate a parsed TOML document into a Config."""
     sections: dict[str, Any] = {}
-    outputs: tuple[OutputConfig, ...] = (OutputConfig(),)
+    outputs: tuple[OutputConfig, ...] = (SimulatorOutputConfig(),)
     for key, value in data.items():
         if key in _SECTIONS:
             sections[key] = _build(_SECTIONS[key], value, f"[{key}]", src)
         elif key == "outputs":
             if not isinstance(value, list):
                 raise ConfigError(f"{src}: outputs: must be a list of [[outputs]] tables")
-            outputs = tuple(_build(OutputConfig, t, f"[[outputs]] #{i + 1}", src) for i, t in enumerate(value))
+            outputs = tuple(_output(t, f"[[outputs]] #{i + 1}", src) for i, t in enumerate(value))
         else:
             known = ", ".join([*_SECTIONS, "outputs"])
             raise ConfigError(f"{src}: {key}: unknown key (known: {known})")
@@ -259,8 +350,12 @@ def _check_whole(config: Config, src: str) -> None:
         raise ConfigError(f'{src}: [layout] file: required when type = "points" (an OpenPixelControl JSON)')
 
 
-def load(path: str | Path | None = None) -> Config:
-    """Load the configuration: PATH if given, else the default path if it exists, else defaults."""
+def load(path: str | Path | None = None, *, allow_empty: bool = True) -> Config:
+    """Load the configuration: PATH if given, else the default path if it exists, else defaults.
+
+    ``allow_empty=False`` (a reload) rejects a file with no settings at all: that is a file caught
+    half-written, not a wish for the defaults.
+    """
     if path is None:
         if not DEFAULT_PATH.exists():
             return Config()
@@ -276,6 +371,8 @@ def load(path: str | Path | None = None) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    if not data and not allow_empty:
+        raise ConfigError(f"{path}: the file has no settings (empty, or caught while being saved?)")
     config = parse(data, str(path))
     if config.layout.file and not Path(config.layout.file).is_absolute():
         resolved = str((path.parent / config.layout.file).resolve())

@@ -1,8 +1,16 @@
-"""The daemon: wires sources -> compositor -> colour -> outputs and runs the frame clock.
+"""The daemon: sources -> mixer -> layout -> canvas overlay -> colour -> outputs, paced by one clock.
 
-One thread owns the frame clock (the main thread, which pygame also wants); the websocket server runs
-its asyncio loop in a thread of its own and only touches the Canvas. Signals set flags the clock reads:
-SIGTERM / SIGINT stop (all outputs get one black frame, then exit 0), SIGHUP reloads the configuration.
+Threads and what each owns:
+
+* the **frame clock** (the main thread, which pygame also wants): the mixer's choice, the pipeline and
+  every ``Output.show``; reloads happen here, between two frames;
+* one thread per **paced source** (the shared frame): takes a frame when the clock took the last one;
+* the **network runtime** (one asyncio thread): every socket, the websocket instruction server among
+  them, which touches only the Canvas;
+* output workers (serial, ws281x) that put frames on slow wires.
+
+Signals set flags the clock reads: SIGTERM / SIGINT stop (every output gets one black frame, then exit
+0), SIGHUP reloads the configuration in place.
 """
 
 from __future__ import annotations
@@ -19,20 +27,22 @@ import numpy as np
 from skyscreen_hw import config as configuration
 from skyscreen_hw import layouts
 from skyscreen_hw.color import ColorCorrection
-from skyscreen_hw.compositor import CanvasLike, Compositor
+from skyscreen_hw.compositor import CanvasLike, CanvasOverlay
 from skyscreen_hw.config import Config
-from skyscreen_hw.errors import SkyscreenError
-from skyscreen_hw.outputs import Output, build_outputs, close_all
+from skyscreen_hw.errors import ConfigError, SkyscreenError
+from skyscreen_hw.layouts import Layout, LedGather
+from skyscreen_hw.mixer import FRAME, Mixer, Source
+from skyscreen_hw.outputs import Output, OutputPlan, close_all, open_output, plan
 from skyscreen_hw.power import PowerLimit
 from skyscreen_hw.service import Service
-from skyscreen_hw.sources.shared_frame import FrameReader
 
-KEEPALIVE = 1.0  # seconds: outputs get the current frame at least this often, even when nothing changes
+KEEPALIVE = 1.0  # seconds: outputs get the current picture at least this often, even when nothing changes
+WAKE = 0.1  # seconds: the clock wakes at least this often (watchdog, STATUS, signals), whatever the fps
 
 
 @dataclass(frozen=True)
 class RunOptions:
-    """The command line's choices for one daemon run (BRIEF §5)."""
+    """The command line's choices for one daemon run."""
 
     config_path: str | None = None
     simulate: bool = False
@@ -41,108 +51,165 @@ class RunOptions:
     duration: float | None = None
 
 
-class Pipeline:
-    """Everything built from one configuration: layout, compositor, colour, power limit, outputs."""
+@dataclass
+class Outputs:
+    """The open outputs: each configured one with its plan, plus the recording (kept across reloads)."""
 
-    def __init__(self, config: Config, options: RunOptions, canvas: CanvasLike | None, log: logging.Logger) -> None:
+    planned: list[tuple[OutputPlan, Output]]
+    record: Output | None = None
+
+    def all(self, leds: int) -> list[tuple[slice, Output]]:
+        parts = [(p.part, out) for p, out in self.planned]
+        return [*parts, (slice(0, leds), self.record)] if self.record is not None else parts
+
+
+def open_outputs(
+    plans: list[OutputPlan], layout: Layout, log: logging.Logger, keep: dict[OutputPlan, Output] | None = None
+) -> list[tuple[OutputPlan, Output]]:
+    """Open every planned output, taking already open ones from ``keep``; on failure, close what this opened."""
+    keep = keep or {}
+    opened: list[tuple[OutputPlan, Output]] = []
+    try:
+        for p in plans:
+            opened.append((p, keep.pop(p) if p in keep else open_output(p, layout, log)))
+    except BaseException:
+        close_all([(p.part, out) for p, out in opened if out not in keep.values()], log)
+        raise
+    return opened
+
+
+class Pipeline:
+    """One configuration's frame path: layout, canvas overlay, colour and power limit, outputs (given)."""
+
+    def __init__(self, config: Config, layout: Layout, outputs: Outputs, canvas: CanvasLike | None) -> None:
         self.config = config
-        self.layout = layouts.build(config)
-        self.compositor = Compositor(self.layout, canvas)
+        self.layout = layout
+        self.outputs = outputs
+        self.gather = LedGather(layout)
+        self.overlay = CanvasOverlay(layout, canvas) if canvas is not None else None
         self.color = ColorCorrection(config.color)
         self.power = PowerLimit(config.color)
-        self.leds = np.zeros((self.layout.count, 3), dtype=np.uint8)
-        simulate = options.simulate or (options.snapshot is not None and not _has_simulator(config))
-        self.outputs: list[tuple[slice, Output]] = build_outputs(
-            config, self.layout, log, simulate=simulate, record=options.record
-        )
-        self.log = log
-
-    def show(self, frame: np.ndarray | None) -> None:
-        """Compose, correct and send one frame (None: the last frame again, with the current canvas)."""
-        leds = self.color(self.compositor.compose(frame), self.leds)
-        self.power(leds)
-        for part, out in self.outputs:
-            out.show(leds[part])
-
-    def blank_and_close(self) -> None:
-        """One all-black frame to every output, then close them all."""
-        self.leds[:] = 0
-        for part, out in self.outputs:
-            try:
-                out.show(self.leds[part])
-            except (SkyscreenError, OSError) as exc:
-                self.log.warning("blanking %s: %s", out.name, exc)
-        close_all(self.outputs, self.log)
-        self.outputs = []
-
-    def snapshot(self, path: str) -> None:
-        for _, out in self.outputs:
-            if hasattr(out, "snapshot"):
-                out.snapshot(path)
-                return
+        self.picture = np.zeros((layout.count, 3), dtype=np.uint8)  # the winner's LEDs, before the overlay
+        self.leds = np.zeros_like(self.picture)  # what goes out
+        self.parts = outputs.all(layout.count)
 
     @property
-    def dropped(self) -> int:
-        return sum(getattr(out, "frames_dropped", 0) for _, out in self.outputs)
+    def canvas_changed(self) -> bool:
+        return self.overlay is not None and self.overlay.changed
+
+    def take(self, source: Source | None) -> None:
+        """The winning source's pixels become the picture (call with the mixer's lock held)."""
+        if source is None:
+            return
+        if source.address == FRAME:
+            self.gather(source.front, self.picture)
+        else:
+            np.copyto(self.picture, source.front)
+
+    def show(self) -> None:
+        """Overlay, correct and send the picture to every output."""
+        drawn = self.overlay.draw(self.picture) if self.overlay is not None else self.picture
+        leds = self.color(drawn, self.leds)
+        self.power(leds)
+        for part, out in self.parts:
+            out.show(leds[part])
+
+    def blank(self, outputs: list[tuple[slice, Output]], log: logging.Logger) -> None:
+        """One all-black frame to ``outputs``."""
+        black = np.zeros_like(self.leds)
+        for part, out in outputs:
+            try:
+                out.show(black[part])
+            except (SkyscreenError, OSError) as exc:
+                log.warning("blanking %s: %s", out.name, exc)
+
+    def snapshot(self, path: str) -> bool:
+        return any(out.snapshot(path) for _, out in self.parts)
 
     def stalled(self) -> list[str]:
-        """Outputs that report their hardware stuck (an optional `stalled` attribute): the watchdog stops."""
-        return [out.name for _, out in self.outputs if getattr(out, "stalled", False)]
-
-
-def _has_simulator(config: Config) -> bool:
-    return any(o.type == "simulator" for o in config.outputs)
+        """Outputs that report their hardware stuck: the watchdog stops."""
+        return [out.name for _, out in self.parts if out.stalled]
 
 
 class Daemon:
-    """One running display: the shared frame reader, the canvas server, the pipeline and the clock."""
+    """One running display: the sources, the network runtime, the pipeline and the clock."""
 
     def __init__(self, config: Config, options: RunOptions, log: logging.Logger) -> None:
         self.config = config
         self.options = options
         self.log = log
         self.service = Service.from_environment(log)
+        self.mixer = Mixer()
+        self.frame_source = None
+        self.canvas = None
+        self.runtime = None
+        self.server = None
+        self.pipeline: Pipeline | None = None
         self._stop = False
         self._reload = False
         self._shown: list[float] = []
-        self._last_frame = -1e9  # when the shared frame last delivered (monotonic)
-        self.reader: FrameReader | None = None
-        self.canvas: CanvasLike | None = None
-        self.server = None
-        self.pipeline: Pipeline | None = None
+        self._started = time.monotonic()
 
     # -- start and stop -----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Open the shared frame, the websocket server and the outputs; raises SkyscreenError."""
-        fc = self.config.frame
-        self.reader = FrameReader(fc.name, fc.height, fc.width, self.log, fc.group)
-        self._start_server()
-        self.pipeline = Pipeline(self.config, self.options, self.canvas, self.log)
+        """Open the sources, the network runtime and the outputs; raises SkyscreenError."""
+        from skyscreen_hw.sources.frame_source import SharedFrameSource
 
-    def _start_server(self) -> None:
+        self.frame_source = SharedFrameSource(self.config.frame, self.mixer, self.log)
+        self.mixer.add(self.frame_source)
+        self._start_network()
+        layout = layouts.build(self.config)
+        plans = plan(self.config, layout, simulate=self.options.simulate)
+        if self.options.simulate and not _has_display():
+            self.log.info("--simulate: no display here, the simulator runs headless (--snapshot PATH saves it)")
+        record = None
+        if self.options.record is not None:
+            from skyscreen_hw.outputs.record import Recorder
+
+            record = Recorder(self.options.record, self.log)
+        try:
+            outputs = Outputs(open_outputs(plans, layout, self.log), record)
+        except BaseException:
+            if record is not None:
+                record.close()
+            raise
+        self.pipeline = Pipeline(self.config, layout, outputs, self.canvas)
+        self.frame_source.start()
+
+    def _start_network(self) -> None:
         if not self.config.websocket.enabled:
-            self.canvas, self.server = None, None
             return
+        from skyscreen_hw.net.runtime import NetworkRuntime
         from skyscreen_hw.sources.canvas import Canvas
         from skyscreen_hw.sources.websocket import InstructionServer
 
         sockets = self.service.listen_fds()
-        self.canvas = Canvas()
-        self.server = InstructionServer(self.config.websocket, self.canvas, self.log, sockets[0] if sockets else None)
+        self.runtime = NetworkRuntime(self.log)
+        self.runtime.start()
+        self.canvas = Canvas(on_change=self.mixer.poke)
+        self.server = InstructionServer(
+            self.config.websocket, self.canvas, self.log, self.runtime, sock=sockets[0] if sockets else None
+        )
         self.server.start()
 
     def shutdown(self) -> None:
         """The one shutdown path: snapshot, black frame to every output, close everything."""
         self.service.stopping()
-        if self.pipeline is not None:
-            if self.options.snapshot:
-                self.pipeline.snapshot(self.options.snapshot)
-            self.pipeline.blank_and_close()
+        p = self.pipeline
+        if p is not None:
+            if self.options.snapshot and not p.snapshot(self.options.snapshot):
+                self.log.warning("--snapshot %s: no simulator output to take it from", self.options.snapshot)
+            p.blank(p.parts, self.log)
+            close_all(p.parts, self.log)
+            self.pipeline = None
         if self.server is not None:
             self.server.stop()
-        if self.reader is not None:
-            self.reader.close()
+        if self.runtime is not None:
+            self.runtime.stop()
+        for source in list(self.mixer.sources):
+            source.close()
+            self.mixer.remove(source)
 
     # -- the frame clock ----------------------------------------------------------------------------
 
@@ -166,30 +233,57 @@ class Daemon:
         return 0
 
     def _clock(self) -> None:
-        if self.reader is None or self.pipeline is None:
-            return
+        """Show the mixer's winner at most ``fps`` times a second, on an absolute schedule.
+
+        A tick is due at ``next_tick``; it shows when a source delivered, the canvas changed, or the
+        keepalive is due, and the next tick is one period after the scheduled one (not after the work),
+        so a writer that keeps up gets exactly ``fps`` frames a second.
+        """
         end = time.monotonic() + self.options.duration if self.options.duration else None
-        next_take = last_show = 0.0
+        next_tick = time.monotonic()
+        last_show = -KEEPALIVE
         while not self._stop:
-            period = 1.0 / self.pipeline.config.display.fps
+            p = self.pipeline
+            if p is None:
+                return
             now = time.monotonic()
             if end is not None and now >= end:
                 break
-            if now < next_take:
-                time.sleep(next_take - now)
-            frame = self.reader.poll(period)  # never waits on a writer longer than one period
-            now = time.monotonic()
-            if frame is not None:
-                next_take = now + period  # at most fps frames a second: writers are paced by `done`
-                self._last_frame = now
-            if frame is not None or self.pipeline.compositor.canvas_changed or now - last_show >= KEEPALIVE:
-                self.pipeline.show(frame)
-                last_show = now
-                self._count_shown(now)
-            self.service.tick(self.status, alive=not self.pipeline.stalled())
+            self.service.tick(self.status, alive=not p.stalled())
             if self._reload:
                 self._reload = False
                 self.reload()
+                last_show = -KEEPALIVE  # show the picture through the new configuration at once
+                continue
+            if now < next_tick:
+                time.sleep(min(next_tick - now, WAKE))
+                continue
+            with self.mixer.cond:
+                due = self.mixer.news or p.canvas_changed or now - last_show >= KEEPALIVE
+                if due:
+                    source, _ = self.mixer.take(now)
+                    p.take(source)
+            if not due:
+                self.mixer.wait(min(WAKE, last_show + KEEPALIVE - now))
+                continue
+            p.show()
+            last_show = now
+            self._count_shown(now)
+            period = 1.0 / p.config.display.fps
+            next_tick += period
+            if next_tick < now:  # idle or late by more than a period: start the schedule afresh
+                next_tick = now + period
+        self._show_last_delivery()
+
+    def _show_last_delivery(self) -> None:
+        """At the stop: a frame a writer was told we took is shown (and recorded) before the black one."""
+        p = self.pipeline
+        with self.mixer.cond:
+            if p is None or not any(s.fresh for s in self.mixer.sources):
+                return
+            source, _ = self.mixer.take(time.monotonic())
+            p.take(source)
+        p.show()
 
     def _count_shown(self, now: float) -> None:
         self._shown.append(now)
@@ -205,61 +299,115 @@ class Daemon:
         self._reload = True
 
     def reload(self) -> None:
-        """Re-read the configuration file; a bad one is rejected with one line and the old one stays.
+        """Re-read the configuration file and swap, between two frames, only what changed.
 
-        systemd hears RELOADING=1 first and READY=1 at the end, whether the new file was taken or not.
+        Colour, power limit, layout and fps change in place; an output is reopened only when its own
+        keys changed. A file that does not load is rejected with one line and the running configuration
+        stays. systemd hears RELOADING=1 first and READY=1 at the end, whether the file was taken or not.
         """
         self.service.reloading()
-        path = self.options.config_path
         try:
-            new = configuration.load(path)
-            if (new.frame, new.websocket) != (self.config.frame, self.config.websocket):
-                raise SkyscreenError(
-                    f"{new.source}: [frame] and [websocket] changes need a restart (systemctl restart skyscreen)"
-                )
-            layouts.build(new)  # fails here, before the running outputs are touched
+            new = self._load_for_reload()
+            self._swap(new)
         except SkyscreenError as exc:
             self.log.error("reload rejected, keeping the running configuration: %s", exc)
             self.service.ready(f"reload rejected (see the log); {self.status()}")
             return
-        old = self.pipeline
-        if old is not None:
-            old.blank_and_close()
-        try:
-            self.pipeline = Pipeline(new, self.options, self.canvas, self.log)
-            self.config = new
-        except SkyscreenError as exc:
-            self.log.error("reload failed, restoring the running configuration: %s", exc)
-            self.pipeline = Pipeline(self.config, self.options, self.canvas, self.log)
         self.service.ready(self.status())
         self.log.info("reloaded: %s", self.describe())
+
+    def _load_for_reload(self) -> Config:
+        path = self.options.config_path
+        if path is None:
+            raise ConfigError("no configuration file to reload (started without --config and without the default)")
+        new = configuration.load(path, allow_empty=False)
+        old = self.config
+        restart = [
+            f"[{section}] {f.name}"
+            for section, keys in (("frame", ("name", "width", "height", "group")), ("websocket", None))
+            for f in dataclasses.fields(getattr(new, section))
+            if (keys is None or f.name in keys)
+            and getattr(getattr(new, section), f.name) != getattr(getattr(old, section), f.name)
+        ]
+        if restart:
+            raise ConfigError(
+                f"{new.source}: {', '.join(restart)} changed: that needs a restart (systemctl restart skyscreen)"
+            )
+        return new
+
+    def _swap(self, new: Config) -> None:
+        """Build the new pipeline, reusing every output whose plan did not change; raises SkyscreenError."""
+        old = self.pipeline
+        if old is None:
+            return
+        layout = old.layout if (new.layout, new.frame) == (self.config.layout, self.config.frame) else None
+        layout = layout or layouts.build(new)
+        plans = plan(new, layout, simulate=self.options.simulate)
+        # an output follows its plan; the simulator also draws the layout, so it follows that too
+        keep = {
+            p: out for p, out in old.outputs.planned if layout is old.layout or p.config.type != "simulator"
+        }
+        reopen = [(p, out) for p, out in old.outputs.planned if p not in plans or p not in keep]
+        if reopen:
+            old.blank([(p.part, out) for p, out in reopen], self.log)
+            close_all([(p.part, out) for p, out in reopen], self.log)
+        kept = {p: out for p, out in keep.items() if p in plans}
+        try:
+            planned = open_outputs(plans, layout, self.log, dict(kept))
+        except SkyscreenError:
+            # put back what was closed, so the display carries on as it was
+            restored = open_outputs([p for p, _ in old.outputs.planned], old.layout, self.log, kept)
+            old.outputs.planned = restored
+            old.parts = old.outputs.all(old.layout.count)
+            raise
+        pipeline = Pipeline(new, layout, Outputs(planned, old.outputs.record), self.canvas)
+        pipeline.picture[:] = old.picture if layout is old.layout else 0
+        self.mixer.current = None  # the winner's frame is gathered again through the new layout
+        self.frame_source.priority, self.frame_source.timeout = new.frame.priority, new.frame.timeout
+        self.pipeline, self.config = pipeline, new
 
     # -- reporting ----------------------------------------------------------------------------------
 
     def describe(self) -> str:
         p = self.pipeline
-        if p is None or self.reader is None:
+        if p is None or self.frame_source is None:
             return "starting"
-        outs = ", ".join(out.name for _, out in p.outputs) or "none"
+        outs = ", ".join(out.name for _, out in p.parts) or "none"
         ws = f"ws://{self.config.websocket.host}:{self.server.port}" if self.server else "websocket off"
         fc = self.config.frame
         return (
-            f"display {fc.name!r} {fc.height}x{fc.width} ({self.reader.path}), {p.layout.count} LEDs"
+            f"display {fc.name!r} {fc.height}x{fc.width} ({self.frame_source.path}), {p.layout.count} LEDs"
             f" ({p.layout.kind}), outputs: {outs}; {ws}"
         )
 
     def status(self) -> str:
-        """The one-line status for systemd: fps, LEDs, sources, dropped frames."""
+        """The one-line status for systemd: fps, LEDs, sources, frames dropped and failed, power, stalls."""
         p = self.pipeline
-        leds = p.layout.count if p else 0
-        writing = time.monotonic() - self._last_frame < 2.0
-        sources = [f"shared frame ({'writing' if writing else 'idle'})"]
+        now = time.monotonic()
+        sources = [s.describe(now) for s in self.mixer.sources]
         if self.server is not None:
-            sources.append(f"websocket ({self.server.clients} clients)")
-        dropped = (p.dropped if p else 0) + (self.reader.frames_skipped if self.reader else 0)
-        text = f"{len(self._shown):.1f} fps, {leds} LEDs, sources: {', '.join(sources)}, {dropped} dropped frames"
+            rejected = f", {self.server.rejected} refused" if self.server.rejected else ""
+            sources.append(f"websocket ({self.server.clients} clients{rejected})")
+        parts = p.parts if p else []
+        dropped = sum(out.stats.frames_dropped for _, out in parts)
+        failed = sum(out.stats.frames_failed for _, out in parts)
+        skipped = self.frame_source.skipped if self.frame_source else 0
+        text = (
+            f"{len(self._shown):.1f} fps, {p.layout.count if p else 0} LEDs, sources: {', '.join(sources)},"
+            f" {dropped} dropped frames (wire rate), {failed} failed, {skipped} torn frames skipped"
+        )
+        if p is not None and p.power.enabled and p.power.last_scale < 1.0:
+            text += f", power limit at {p.power.last_scale:.0%}"
         stalled = p.stalled() if p else []
         return f"{text}; stalled: {', '.join(stalled)}" if stalled else text
+
+
+def _has_display() -> bool:
+    import os
+
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or (
+        os.environ.get("SDL_VIDEODRIVER", "") not in ("", "dummy", "offscreen")
+    )
 
 
 def run(options: RunOptions, log: logging.Logger) -> int:

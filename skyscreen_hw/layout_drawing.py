@@ -19,8 +19,8 @@ STRAND_COLOUR = (255, 200, 0)
 
 
 def draw(layout: Layout, path: str | Path, size: int = 1024) -> None:
-    """Save a PNG: the wiring path as a line, every LED as a dot, LED 0 green, the last LED red,
-    and the first LED of every strand (vane or row) yellow."""
+    """Save a PNG: the wiring path as a line, every LED as a dot, LED 0 green, the last LED red (with a
+    ring), and the first LED of every strand (vane or row) yellow."""
     try:
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
         import pygame
@@ -37,8 +37,11 @@ def draw(layout: Layout, path: str | Path, size: int = 1024) -> None:
     per_strand = max(layout.count // max(layout.strands, 1), 1)
     for x, y in pixels[::per_strand].tolist():
         pygame.draw.circle(surface, STRAND_COLOUR, (x, y), 3)
-    pygame.draw.circle(surface, FIRST_COLOUR, pixels[0].tolist(), 6)
-    pygame.draw.circle(surface, LAST_COLOUR, pixels[-1].tolist(), 6)
+    # the last LED first, as a dot with a wide ring, and LED 0 over it: where the two are neighbours (a
+    # serpentine dome ends next to where it starts) LED 0 stays visible and the ring still shows the end
+    pygame.draw.circle(surface, LAST_COLOUR, pixels[-1].tolist(), 5)
+    pygame.draw.circle(surface, LAST_COLOUR, pixels[-1].tolist(), 10, 2)
+    pygame.draw.circle(surface, FIRST_COLOUR, pixels[0].tolist(), 5)
     pygame.image.save(surface, str(path))
 
 

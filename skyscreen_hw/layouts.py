@@ -69,7 +69,10 @@ def build(config: Config) -> Layout:
         return dome(lc, shape)
     if lc.type == "matrix":
         return matrix(lc, shape)
-    return points(Path(lc.file), shape)
+    try:
+        return points(Path(lc.file), shape)
+    except LayoutError as exc:
+        raise LayoutError(f"{config.source}: {exc}") from None
 
 
 def _scaled(n: int, full: int) -> np.ndarray:

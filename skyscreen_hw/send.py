@@ -185,12 +185,12 @@ def visible_cells(layout: Layout) -> np.ndarray:
     The compositor's own mapping: the canvas stretched over the layout's bounding box, pixel =
     round((position - min) * (SIZE - 1) / span), across each LED's footprint where it has one.
     """
-    from skyscreen_hw.compositor import _canvas_samples
+    from skyscreen_hw.compositor import canvas_samples
     from skyscreen_hw.sources.canvas import Canvas
 
     size, cell = Canvas.SIZE, Canvas.CELL
     sampled = np.zeros(size * size, dtype=bool)
-    for index in _canvas_samples(layout, size):
+    for index in canvas_samples(layout, size):
         sampled[index] = True
     return sampled.reshape(ins.CELLS, cell, ins.CELLS, cell).any(axis=(1, 3))
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from skyscreen_hw import config, layouts
 from skyscreen_hw.layout_drawing import FIRST_COLOUR, LAST_COLOUR
@@ -38,6 +39,71 @@ def test_layout_png_marks_first_and_last_led(tmp_path: Path) -> None:
     assert px[-1][0] == px[:, 0].min() and px[-1][1] == px[:, 1].max()
     # the wiring path is drawn between LEDs (not only the dots)
     assert (picture.reshape(-1, 3) != 0).any(axis=1).sum() > 128 * 4
+
+
+def test_layout_png_of_a_serpentine_dome_shows_both_ends(tmp_path: Path) -> None:
+    """The dome wired serpentine ends next to where it starts: LED 0 stays green, the end still shows red."""
+    import pygame
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[layout]\nserpentine = true\n")
+    png = tmp_path / "layout.png"
+    assert _cli("--config", str(cfg), "layout", "--png", str(png), "--size", "600").returncode == 0
+    picture = pygame.surfarray.array3d(pygame.image.load(str(png))).transpose(1, 0, 2)
+    px = pixel_positions(layouts.build(config.load(cfg)), 600)
+    assert np.abs(px[0] - px[-1]).max() < 10  # neighbours: this is the case that hid LED 0
+    assert tuple(picture[px[0][1], px[0][0]]) == FIRST_COLOUR
+    x, y = px[-1]
+    around = picture[y - 12 : y + 13, x - 12 : x + 13].reshape(-1, 3)
+    assert (around == LAST_COLOUR).all(axis=1).sum() > 20
+
+
+@pytest.mark.parametrize("delay", [0.06, 0.1, 0.15, 0.3])
+def test_ctrl_c_during_start_up_prints_no_traceback(tmp_path: Path, delay: float) -> None:
+    """From the first line of our code on (the interpreter's own start-up, ~40 ms, comes before it)."""
+    import os
+    import signal
+    import time
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'outputs = []\n[frame]\nname = "skytest-ctrlc-{os.getpid()}"\n[websocket]\nenabled = false\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "skyscreen_hw", "--config", str(cfg), "--duration", "5"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    for suffix in ("frame", "lock"):
+        Path(f"/dev/shm/skytest-ctrlc-{os.getpid()}.{suffix}").unlink(missing_ok=True)
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert proc.returncode in (0, -signal.SIGINT), (proc.returncode, err)
+
+
+def test_simulate_without_a_display_says_it_runs_headless(tmp_path: Path) -> None:
+    import os
+
+    cfg = tmp_path / "c.toml"
+    name = f"skytest-headless-{os.getpid()}"
+    cfg.write_text(f'[frame]\nname = "{name}"\nheight = 4\nwidth = 4\n[websocket]\nenabled = false\n')
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env["SDL_VIDEODRIVER"] = "dummy"
+    result = subprocess.run(
+        [sys.executable, "-m", "skyscreen_hw", "--config", str(cfg), "--simulate", "--duration", "0.5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    for suffix in ("frame", "lock"):
+        Path(f"/dev/shm/skytest-headless-{os.getpid()}.{suffix}").unlink(missing_ok=True)
+    assert result.returncode == 0, result.stderr
+    assert "no display here, the simulator runs headless" in result.stderr
+
+
+def test_ws281x_defaults_to_the_spi_pin_that_needs_no_root() -> None:
+    assert config.parse({"outputs": [{"type": "ws281x"}]}).outputs[0].gpio == 10
 
 
 def test_unknown_demo_is_one_line() -> None:

@@ -66,6 +66,14 @@ def test_ws281x_defaults_to_grb_serial_to_rgb() -> None:
         ('[[outputs]]\ntype = "ws281x"\ngpio = 4\n', "[[outputs]] #1 gpio: must be one of 10, 12, 13, 18, 19, 21"),
         ('[websocket]\nhost = "0.0.0.0"\n', "[websocket] token: required when host = '0.0.0.0'"),
         ('[layout]\ntype = "points"\n', "[layout] file: required"),
+        ("[display]\nfps = nan\n", "[display] fps: must be a finite number, got nan"),
+        ("[color]\nbrightness = nan\n", "[color] brightness: must be a finite number"),
+        ("[color]\ngamma = inf\n", "[color] gamma: must be a finite number"),
+        ("[websocket]\nidle_timeout = -inf\n", "[websocket] idle_timeout: must be a finite number"),
+        ('[[outputs]]\ntype = "serial"\ngpio = 10\n', "[[outputs]] #1 gpio: unknown key for a serial output"),
+        ('[[outputs]]\ntype = "ws281x"\nbaud = 9600\n', "[[outputs]] #1 baud: unknown key for a ws281x output"),
+        ('[[outputs]]\ntype = "laser"\n', "[[outputs]] #1 type: must be one of 'serial', 'ws281x', 'simulator'"),
+        ('[websocket]\norigins = "http://x"\n', "[websocket] origins: must be a list of strings"),
         ("outputs = 3\n", "outputs: must be a list"),
         ("[frame\nname = 1\n", "not valid TOML"),
     ],
@@ -103,6 +111,49 @@ def test_daemon_exits_with_one_line_for_bad_configuration(tmp_path: Path, text: 
         assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("text", "points", "expected"),
+    [
+        ('[[outputs]]\ntype = "serial"\n', None, "[[outputs]] #1 count (0 = all remaining LEDs): 103680 LEDs, but an"
+         " Adalight header counts at most 65,536 LEDs"),
+        ('[[outputs]]\ntype = "serial"\nprotocol = "tpm2"\ncount = 30000\n', None, "[[outputs]] #1 count: 30000 LEDs"),
+        ("[[outputs]]\nfirst = 200000\n", None, "[[outputs]] #1 first: LED 200000 is beyond the layout's 103680 LEDs"),
+        ("[[outputs]]\nfirst = 100\ncount = 103600\n", None, "[[outputs]] #1 count: LEDs 100-103699 run past"),
+        ('[layout]\ntype = "points"\nfile = "missing.json"\n', None, "[layout] file: "),
+        ('[layout]\ntype = "points"\nfile = "p.json"\n', "not json", "cannot read OpenPixelControl JSON"),
+        ('[layout]\ntype = "points"\nfile = "p.json"\n', "{}", "must be a non-empty JSON list"),
+        ('[layout]\ntype = "points"\nfile = "p.json"\n', "[]", "must be a non-empty JSON list"),
+        ('[layout]\ntype = "points"\nfile = "p.json"\n', '[{"point": [NaN, 0, 0]}]', "2 or 3 finite numbers"),
+    ],
+)
+def test_check_config_fails_exactly_where_the_daemon_does(
+    tmp_path: Path, text: str, points: str | None, expected: str
+) -> None:
+    """check-config builds the layout and plans the outputs: it refuses what the daemon refuses, same line."""
+    path = tmp_path / "bad.toml"
+    path.write_text("[websocket]\nenabled = false\n" + text)
+    if points is not None:
+        (tmp_path / "p.json").write_text(points)
+    lines = []
+    for args in (["check-config", str(path)], ["--config", str(path), "--duration", "1", "--record", "/dev/null"]):
+        result = _cli(*args)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        lines.append(result.stderr.strip())
+    assert lines[0] == lines[1]
+    assert lines[0].startswith(f"skyscreen-hw: error: {path}: ") and expected in lines[0], lines[0]
+
+
+def test_check_config_prints_resolved_sizes(tmp_path: Path) -> None:
+    path = tmp_path / "ok.toml"
+    path.write_text('[[outputs]]\ntype = "serial"\nport = "loop://"\ncount = 60000\n[[outputs]]\nfirst = 60000\n')
+    result = _cli("check-config", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "vanes = 360\nleds_per_vane = 288\n" in result.stdout and "vanes = 0" not in result.stdout
+    assert "origin =" not in result.stdout  # a matrix key, not the dome's
+    assert "count = 60000" in result.stdout and "count = 43680" in result.stdout
+
+
 def test_missing_and_unreadable_files(tmp_path: Path) -> None:
     result = _cli("--config", str(tmp_path / "nope.toml"))
     assert result.returncode == 1 and "nope.toml: no such configuration file" in result.stderr
@@ -116,7 +167,8 @@ def test_missing_and_unreadable_files(tmp_path: Path) -> None:
 
 def test_check_config_prints_the_resolved_configuration(tmp_path: Path) -> None:
     path = tmp_path / "ok.toml"
-    path.write_text('[color]\nbrightness = 0.25\n[[outputs]]\ntype = "serial"\nport = "loop://"\n')
+    # (an Adalight port carries at most 65,536 LEDs: the whole dome on one is refused, so 300 of them here)
+    path.write_text('[color]\nbrightness = 0.25\n[[outputs]]\ntype = "serial"\nport = "loop://"\ncount = 300\n')
     result = _cli("check-config", str(path))
     assert result.returncode == 0, result.stderr
     printed = result.stdout.split("\n", 1)[1]

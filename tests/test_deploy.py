@@ -188,6 +188,40 @@ def test_the_example_configuration_is_valid_and_limits_power() -> None:
     assert cfg.outputs[0].type == "serial" and cfg.outputs[0].port == "/dev/skyscreen"
 
 
+SHIPPED_CONFIGS = sorted(p for d in ("deploy", "examples", "docs") for p in (REPO / d).rglob("*.toml"))
+
+
+def test_every_shipped_configuration_is_found() -> None:
+    assert DEPLOY / "skyscreen.toml" in SHIPPED_CONFIGS
+
+
+@pytest.mark.parametrize("path", SHIPPED_CONFIGS, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_shipped_configuration_starts_the_daemon(path: Path, tmp_path: Path, display_name: str) -> None:
+    """The daemon runs on each configuration file in the repo, as shipped (only the display name and the
+    websocket port changed, so it runs beside other tests), and check-config agrees with it."""
+    text = path.read_text()
+    text = re.sub(r'^name = "[^"]*"', f'name = "{display_name}"', text, count=1, flags=re.MULTILINE)
+    text = re.sub(r"^port = 8765\b", "port = 0", text, count=1, flags=re.MULTILINE)
+    assert display_name in text
+    cfg = tmp_path / path.name
+    cfg.write_text(text)
+    check = subprocess.run(
+        [sys.executable, "-m", "skyscreen_hw", "check-config", str(cfg)], capture_output=True, text=True, timeout=60
+    )
+    assert check.returncode == 0 and ": OK" in check.stdout, check.stderr
+    rec = tmp_path / "rec.rgb"
+    run = subprocess.run(
+        [sys.executable, "-m", "skyscreen_hw", "--config", str(cfg), "--record", str(rec), "--duration", "1.5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "running:" in run.stderr and "error" not in run.stderr.lower(), run.stderr
+    leds = int(re.search(r"OK, (\d+) LEDs", check.stdout).group(1))
+    assert rec.stat().st_size % (leds * 3) == 0 and rec.stat().st_size >= 2 * leds * 3
+
+
 def test_the_example_configuration_explains_every_key() -> None:
     """Each key set in the example has its comment, and every key the daemon knows appears in it."""
     text = (DEPLOY / "skyscreen.toml").read_text()
@@ -202,7 +236,7 @@ def test_the_example_configuration_explains_every_key() -> None:
         config.ColorConfig,
         config.DisplayConfig,
         config.WebsocketConfig,
-        config.OutputConfig,
+        *config.OUTPUT_TYPES.values(),
     ):
         missing = {f.name for f in dataclasses.fields(section)} - mentioned
         assert not missing, f"{section.__name__}: {sorted(missing)} not in deploy/skyscreen.toml"

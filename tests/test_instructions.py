@@ -189,10 +189,10 @@ def test_every_glyph_pixel_shows_on_the_default_dome_from_a_quarter_to_nine_tent
     """Legibility on the dome: near the rim the vanes are farther apart than a canvas pixel, so each LED
     samples its whole footprint between vanes; every pixel of every glyph is shown by some lit LED."""
     from skyscreen_hw import config, layouts
-    from skyscreen_hw.compositor import Compositor, _canvas_samples
+    from skyscreen_hw.compositor import Compositor, canvas_samples
 
     layout = layouts.build(config.parse({}))
-    samples = _canvas_samples(layout, Canvas.SIZE)
+    samples = canvas_samples(layout, Canvas.SIZE)
     bitmaps = glyph_bitmaps(Canvas.CELL)
     c = Canvas.CELL
     ring = [

@@ -134,34 +134,38 @@ def test_ready_status_watchdog_and_stopping(display_name: str, daemon_factory, l
 STUCK_DAEMON = """
 import sys, threading, time
 from skyscreen_hw import cli, daemon
+from skyscreen_hw.config import SimulatorOutputConfig
+from skyscreen_hw.outputs import OutputPlan
+from skyscreen_hw.outputs.base import Output
 
-real = daemon.build_outputs
+real = daemon.open_outputs
 forever = threading.Event()
 
 
-class Stuck:
+class Stuck(Output):
     \"\"\"An output that wedges on the frame whose first LED is 99: `block` hangs in show, `flag` says stalled.\"\"\"
 
-    name = "stuck output"
-
     def __init__(self, mode):
-        self.mode, self.stalled = mode, False
+        super().__init__("stuck output")
+        self.mode, self.wedged = mode, False
+
+    @property
+    def stalled(self):
+        return self.wedged
 
     def show(self, leds):
         if leds[0, 0] == 99:
             if self.mode == "block":
                 forever.wait()
-            self.stalled = True
-
-    def close(self):
-        pass
+            self.wedged = True
 
 
-def build(config, layout, log, **kw):
-    return [*real(config, layout, log, **kw), (slice(0, layout.count), Stuck(sys.argv[1]))]
+def opened(plans, layout, log, keep=None):
+    extra = OutputPlan(len(plans) + 1, SimulatorOutputConfig(), 0, layout.count)
+    return [*real(plans, layout, log, keep), (extra, Stuck(sys.argv[1]))]
 
 
-daemon.build_outputs = build
+daemon.open_outputs = opened
 sys.exit(cli.main(sys.argv[2:]))
 """
 

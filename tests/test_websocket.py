@@ -416,7 +416,8 @@ def test_an_origins_entry_that_is_no_origin_is_a_start_up_error(
     d = daemon_factory(display_config(display_name, 'origins = ["mypi.local:8080"]\n'))
     assert d.proc.wait(30) == 1
     assert d.log.strip().splitlines()[-1] == (
-        "skyscreen-hw: error: [websocket] origins: 'mypi.local:8080' is not an origin: write it as a browser"
+        f"skyscreen-hw: error: {d.config_path}: [websocket] origins: 'mypi.local:8080' is not an origin:"
+        " write it as a browser"
         ' sends it, scheme://host[:port] (e.g. "http://mypi.local:8080"), or "null"'
     )
 

@@ -9,6 +9,7 @@ the frame clock reads `texture()`.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import numpy as np
 
@@ -24,7 +25,8 @@ class Canvas:
     CELL = 8
     SIZE = CELLS * CELL
 
-    def __init__(self) -> None:
+    def __init__(self, on_change: Callable[[], None] | None = None) -> None:
+        self._on_change = on_change  # called after every change, outside the lock (wakes the frame clock)
         self._lock = threading.Lock()
         n = CELLS * CELLS
         self.glyph = np.full(n, UNDRAWN, dtype=np.int16)  # by cell, y * 32 + x
@@ -53,6 +55,11 @@ class Canvas:
                 else:
                     self._cells(session, op)
             self._version += 1
+        self._changed()
+
+    def _changed(self) -> None:
+        if self._on_change is not None:
+            self._on_change()
 
     def _cells(self, session: int, op: Cells) -> None:
         # numpy does not promise an order for repeated indices: find each cell's last write first
@@ -74,6 +81,9 @@ class Canvas:
                 self.colour[mine] = 0
                 self.owner[mine] = 0
                 self._version += 1
+            else:
+                return
+        self._changed()
 
     def texture(self) -> tuple[np.ndarray, np.ndarray]:
         """(rgb (SIZE, SIZE, 3) uint8, alpha (SIZE, SIZE) bool): the picture, alpha false where undrawn."""

@@ -14,7 +14,7 @@ import hmac
 import itertools
 import logging
 import socket
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
 
@@ -26,16 +26,13 @@ from websockets.protocol import State
 from skyscreen_hw.config import WebsocketConfig
 from skyscreen_hw.errors import SkyscreenError
 from skyscreen_hw.net.runtime import NetworkError, NetworkRuntime, describe_address, is_local_address
+from skyscreen_hw.origins import check_origins, origin_allowed
 from skyscreen_hw.sources.canvas import Canvas
 from skyscreen_hw.sources.instructions import InstructionError, SessionState, decode
 
 CLOSE_NORMAL, CLOSE_UNSUPPORTED, CLOSE_INVALID = 1000, 1003, 1007
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 2.0
-DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
-
-# (scheme, host, port) of an Origin; ("null", "", None) and the like for opaque origins
-OriginKey = tuple[str, str, int | None]
 
 
 # -- the pure parts: tokens and origins ------------------------------------------------------------------
@@ -48,54 +45,6 @@ def token_from(request: Request) -> str:
         return query["token"][0]
     auth = request.headers.get("Authorization", "")
     return auth[7:].strip() if auth.lower().startswith("bearer ") else ""
-
-
-def origin_key(origin: str) -> OriginKey:
-    """An Origin compared by scheme, host and port (the scheme's default port filled in), case-blind.
-
-    Opaque origins ("null", from sandboxed frames and files) and anything unparsable compare as text.
-    """
-    text = origin.strip().lower().rstrip("/")
-    try:
-        parts = urlsplit(text)
-        host, port = parts.hostname, parts.port
-    except ValueError:
-        return (text, "", None)
-    if not parts.scheme or not host or parts.path or parts.query:
-        return (text, "", None)
-    return (parts.scheme, host, port or DEFAULT_PORTS.get(parts.scheme))
-
-
-def host_key(host_header: str) -> tuple[str, int] | None:
-    """The request's `Host: name[:port]` as (name, port); port 80 when absent (the server speaks plain ws)."""
-    try:
-        parts = urlsplit("//" + host_header.strip().lower())
-        return (parts.hostname, parts.port or 80) if parts.hostname else None
-    except ValueError:
-        return None
-
-
-def origin_allowed(origin: str, host_header: str | None, allowed: Collection[OriginKey]) -> bool:
-    """Whether a browser page from `origin` may connect: the daemon's own host:port, or one listed."""
-    key = origin_key(origin)
-    if key in allowed:
-        return True
-    own = host_key(host_header) if host_header else None
-    return bool(key[1]) and own is not None and (key[1], key[2]) == own
-
-
-def check_origins(origins: Iterable[str]) -> frozenset[OriginKey]:
-    """The `[websocket] origins` entries as keys; SkyscreenError naming a bad one and the fix."""
-    keys = set()
-    for entry in origins:
-        key = origin_key(entry)
-        if not key[1] and key[0] != "null":
-            raise SkyscreenError(
-                f"[websocket] origins: {entry!r} is not an origin: write it as a browser sends it,"
-                ' scheme://host[:port] (e.g. "http://mypi.local:8080"), or "null"'
-            )
-        keys.add(key)
-    return frozenset(keys)
 
 
 # -- the asyncio shell -----------------------------------------------------------------------------------
@@ -113,12 +62,9 @@ class InstructionServer:
         config: WebsocketConfig,
         canvas: Canvas,
         log: logging.Logger,
-        # TODO(daemon.py): until the daemon passes a runtime, it passes the activated socket 4th: accept it
-        runtime: NetworkRuntime | int | socket.socket | None = None,
+        runtime: NetworkRuntime | None = None,
         sock: int | socket.socket | None = None,
     ) -> None:
-        if isinstance(runtime, int | socket.socket):
-            runtime, sock = None, runtime
         self.config = config
         self.canvas = canvas
         self.log = log
