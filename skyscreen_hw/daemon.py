@@ -210,6 +210,7 @@ class Daemon:
         for source in list(self.mixer.sources):
             source.close()
             self.mixer.remove(source)
+        self.service.close()
 
     # -- the frame clock ----------------------------------------------------------------------------
 

@@ -51,10 +51,6 @@ class Service:
                 log.warning("ignoring WATCHDOG_USEC=%r: not a number", os.environ["WATCHDOG_USEC"])
         return cls(notify, usec, log)
 
-    @property
-    def active(self) -> bool:
-        return self.notify_socket is not None
-
     def notify(self, message: str) -> None:
         """Send one sd_notify message; failures are logged, never raised (the LEDs matter more)."""
         if self.notify_socket is None:
@@ -121,6 +117,7 @@ class Service:
         return fds
 
     def close(self) -> None:
+        """Close the notify socket (the last thing the daemon's shutdown does)."""
         if self._sock is not None:
             self._sock.close()
             self._sock = None

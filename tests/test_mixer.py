@@ -1,0 +1,152 @@
+"""The mixer: the highest-priority live source wins; a source that falls silent times out.
+
+The rules on their own (sources fed by hand, no threads), then a real daemon process with a third,
+made-up source beside the shared frame (fed by a real writer process) and the canvas.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from skyscreen_hw.mixer import FRAME, LEDS, Mixer, Source
+from skyscreen_hw.outputs.record import read_recording
+
+
+def source(name: str, priority: int, timeout: float, address: str = FRAME) -> Source:
+    return Source(name, (2, 2, 3) if address == FRAME else (4, 3), priority, timeout, address)
+
+
+def deliver(mixer: Mixer, s: Source, value: int) -> None:
+    s.back[:] = value
+    mixer.deliver(s)
+
+
+def take(mixer: Mixer) -> tuple[Source | None, bool]:
+    with mixer.cond:
+        return mixer.take(time.monotonic())
+
+
+def test_highest_priority_live_source_wins_and_ties_go_to_the_latest() -> None:
+    mixer = Mixer()
+    low, high, peer = source("low", 100, 0), source("high", 150, 0.2), source("peer", 100, 0)
+    for s in (low, high, peer):
+        mixer.add(s)
+    assert take(mixer) == (None, False)  # nobody delivered yet: nothing to show, nothing changes
+    deliver(mixer, low, 1)
+    assert take(mixer) == (low, True)
+    assert take(mixer) == (low, False)  # nothing new
+    deliver(mixer, high, 2)
+    deliver(mixer, low, 3)  # a lower priority delivering does not take over
+    winner, changed = take(mixer)
+    assert winner is high and changed and int(high.front[0, 0, 0]) == 2
+    deliver(mixer, peer, 4)  # same priority as low, later: wins the tie once high is gone
+    time.sleep(0.25)  # high times out
+    assert take(mixer) == (peer, True)
+    deliver(mixer, low, 5)
+    assert take(mixer) == (low, True)
+
+
+def test_a_delivery_swaps_buffers_and_taking_releases_paced_producers() -> None:
+    mixer = Mixer()
+    s = source("leds", 100, 0, LEDS)
+    mixer.add(s)
+    back = s.back
+    deliver(mixer, s, 7)
+    assert s.front is back and s.fresh and not mixer.wait_consumed(s, 0.01)
+    take(mixer)
+    assert mixer.wait_consumed(s, 0.01) and not s.fresh
+
+
+FAKE_SOURCE_DAEMON = """
+import sys, threading, time
+from skyscreen_hw import cli, daemon
+from skyscreen_hw.mixer import LEDS, Source
+
+start = daemon.Daemon.start
+
+
+class Fake(Source):
+    \"\"\"Delivers LED colours (wiring order) of 150 from 1.0 s to 2.0 s after the start, priority 150.\"\"\"
+
+    def __init__(self, mixer, leds):
+        super().__init__("fake", (leds, 3), 150, 0.5, LEDS)
+        self.mixer = mixer
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def start(self):
+        self.thread.start()
+
+    def run(self):
+        t0 = time.monotonic()
+        while time.monotonic() < t0 + 2.0:
+            if time.monotonic() >= t0 + 1.0:
+                self.back[:] = 150
+                self.mixer.deliver(self)
+            time.sleep(0.02)
+
+
+def start_with_fake(self):
+    start(self)
+    fake = Fake(self.mixer, self.pipeline.layout.count)
+    self.mixer.add(fake)
+    fake.start()
+
+
+daemon.Daemon.start = start_with_fake
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_a_third_source_with_a_higher_priority_wins_then_times_out(display_name: str, tmp_path: Path) -> None:
+    cfg = tmp_path / "mix.toml"
+    cfg.write_text(
+        textwrap.dedent(
+            f"""
+            outputs = []
+            [frame]
+            name = "{display_name}"
+            height = 4
+            width = 6
+            [layout]
+            type = "matrix"
+            [color]
+            gamma = 1.0
+            [websocket]
+            enabled = false
+            """
+        )
+    )
+    rec = tmp_path / "rec.rgb"
+    daemon = subprocess.Popen(
+        [sys.executable, "-c", FAKE_SOURCE_DAEMON, "--config", str(cfg), "--record", str(rec), "--duration", "3.5"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    writer = textwrap.dedent(
+        f"""
+        import time
+        from skyscreen_hw.sources.shared_frame import FrameWriter
+        time.sleep(0.3)
+        with FrameWriter({display_name!r}, 4, 6) as w:
+            end = time.monotonic() + 3.5
+            while time.monotonic() < end:
+                w.frame[:] = 50
+                w.flush(0.5)
+        """
+    )
+    subprocess.run([sys.executable, "-c", writer], timeout=30, check=True)
+    _, err = daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, err
+    values = [int(f.max()) for f in read_recording(rec, 24)]
+    runs = [v for i, v in enumerate(values) if i == 0 or v != values[i - 1]]
+    assert runs[-1] == 0  # the black frame of the stop
+    # the writer's frames, the fake's while it delivers, the writer's again once the fake timed out
+    assert [v for v in runs if v] == [50, 150, 50], runs
+    fake = values.index(150)
+    back = fake + values[fake:].index(50)
+    assert 0.9 * 60 * 1.0 <= back - fake <= 60 * 1.5 + 10  # 1 s of delivery plus its 0.5 s timeout, at 60 fps
+    assert all(f.min() == f.max() for f in read_recording(rec, 24)), "a frame mixed two sources"
