@@ -119,9 +119,9 @@ def test_every_frame_arrives_byte_for_byte_in_the_colour_order(protocol: str, or
     ctl = Controller(protocol, n)
     out = SerialOutput(serial_cfg(ctl.slave_path, protocol=protocol, order=order, baud=2_000_000), n, log)
     frames = [rgb(n, i) for i in range(20)]
-    for f in frames:
+    for i, f in enumerate(frames, 1):
         out.show(f)
-        time.sleep(0.01)  # slower than the wire: nothing dropped
+        ctl.wait_frames(i)  # each frame shown once the last one arrived: nothing to drop (no sleep to guess)
     out.close()
     ctl.wait_frames(20)
     index = ["RGB".index(c) for c in order]

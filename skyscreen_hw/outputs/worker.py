@@ -117,6 +117,8 @@ class WorkerOutput(Output, Generic[FrameT]):
     def close(self) -> None:
         """Let the last frame out (unless the device is failing or absent), stop the worker, free the device.
 
+        A frame still waiting at the end counts as failed: every frame shown is sent, dropped or failed.
+
         Bounded: everything within CLOSE_WAIT. A worker stuck in a call that never returns is left to the
         process exit (it is a daemon thread), and the device is then not released under it.
         """
@@ -130,6 +132,10 @@ class WorkerOutput(Output, Generic[FrameT]):
             self._stop.set()
             self._cond.notify_all()
         self._thread.join(max(0.0, deadline - time.monotonic()))
+        with self._cond:
+            if self._slot is not None:  # not tried: the device was failing, absent, or stuck
+                self._slot = None
+                self.stats.frames_failed += 1
         if self._thread.is_alive():
             self.log.warning(
                 "%s: still stuck in a call to the device after %g s; left to the process exit", self.name, CLOSE_WAIT
@@ -189,29 +195,25 @@ class WorkerOutput(Output, Generic[FrameT]):
                     self._owed_since = time.monotonic()
                 self._cond.notify_all()
             next_start = time.monotonic() + self.min_interval
-            problem = self._attempt(frame)
+            error = self._attempt(frame)
             with self._cond:
                 self._in_call = None
-                if problem is None:
+                if error is None:
                     failures = 0
                     self._sent()
                 else:
                     failures += 1
-                    self._failed(problem)
+                    self._failed(error)
                 self._cond.notify_all()
-            if problem is not None and self._stop.wait(backoff(failures)):
+            if error is not None and self._stop.wait(backoff(failures)):
                 return
 
-    def _attempt(self, frame: FrameT) -> str | None:
-        """Deliver one frame; None when it went out, else why not."""
+    def _attempt(self, frame: FrameT) -> Exception | None:
+        """Deliver one frame; None when it went out, else what went wrong."""
         try:
             self._deliver(frame)
-        except FrameFailed as exc:
-            return str(exc)
-        except Exception as exc:  # a bug in a driver or in `_deliver`: keep the thread alive, report it
-            if self._problem is None:
-                self.log.exception("%s: unexpected error delivering a frame", self.name)
-            return f"unexpected {type(exc).__name__}: {exc}"
+        except Exception as exc:  # FrameFailed, or a bug in a driver or `_deliver`: the thread lives on
+            return exc
         return None
 
     def _absent(self, reason: str) -> None:
@@ -234,10 +236,13 @@ class WorkerOutput(Output, Generic[FrameT]):
         self._owed_since = now if self._slot is not None else None
         self._check_stall(now)
 
-    def _failed(self, problem: str) -> None:
+    def _failed(self, exc: Exception) -> None:
         self.stats.frames_failed += 1
-        if self._problem is None:
-            self.log.warning("%s: %s", self.name, problem)
+        expected = isinstance(exc, FrameFailed)
+        problem = str(exc) if expected else f"unexpected {type(exc).__name__}: {exc}"
+        if self._problem is None:  # the first of a run of failures; a bug comes with its traceback
+            level, exc_info = (logging.WARNING, None) if expected else (logging.ERROR, exc)
+            self.log.log(level, "%s: %s", self.name, problem, exc_info=exc_info)
         else:
             self.log.debug("%s: %s", self.name, problem)
         self._problem = problem
