@@ -17,7 +17,7 @@ import pytest
 
 from skyscreen_hw import config, layouts
 from skyscreen_hw.errors import ConfigError, OutputError
-from skyscreen_hw.outputs import build_outputs, close_all
+from skyscreen_hw.outputs import plan
 from skyscreen_hw.outputs.base import OutputStats
 from skyscreen_hw.outputs.framing import Framer, adalight_header
 from skyscreen_hw.outputs.record import read_recording
@@ -350,7 +350,8 @@ def test_controllers_receive_exactly_the_recorded_frames(display_name: str, daem
     b.unplug()
 
 
-def test_output_ranges_beyond_the_layout_are_a_clear_error(log) -> None:
+def test_output_ranges_beyond_the_layout_are_a_clear_error() -> None:
+    """Checked in the plan, before any port is opened."""
     cfg = config.parse(
         {
             "frame": {"width": 10, "height": 2},
@@ -358,9 +359,8 @@ def test_output_ranges_beyond_the_layout_are_a_clear_error(log) -> None:
             "outputs": [{"type": "serial", "port": "loop://", "first": 15, "count": 10}],
         }
     )
-    with pytest.raises(ConfigError, match=r"first/count: LEDs 15-24 are beyond the layout's 20 LEDs"):
-        outs = build_outputs(cfg, layouts.build(cfg), log)
-        close_all(outs, log)
+    with pytest.raises(ConfigError, match=r"\[\[outputs\]\] #1 count: LEDs 15-24 run past the layout's 20 LEDs"):
+        plan(cfg, layouts.build(cfg))
 
 
 def test_a_wedged_port_reports_stalled_until_the_write_returns(log) -> None:

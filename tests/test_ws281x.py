@@ -22,7 +22,7 @@ import pytest
 
 from skyscreen_hw import config, layouts
 from skyscreen_hw.errors import OutputError
-from skyscreen_hw.outputs import build_outputs, close_all, ws281x
+from skyscreen_hw.outputs import open_output, plan, ws281x
 from skyscreen_hw.outputs.base import OutputStats
 from skyscreen_hw.outputs.worker import BACKOFF
 
@@ -137,15 +137,17 @@ def _without_spidev(*parts: object) -> Path:
 def test_off_a_pi_the_real_strip_falls_back_to_the_simulator_with_one_warning(caplog) -> None:
     """The real PixelStrip: begin() fails here ("Hardware revision is not supported")."""
     cfg = config.parse(
-        {"frame": {"width": 6, "height": 2}, "layout": {"type": "matrix"}, "outputs": [{"type": "ws281x"}]}
+        {"frame": {"width": 6, "height": 2}, "layout": {"type": "matrix"}, "outputs": [{"type": "ws281x", "gpio": 18}]}
     )
+    layout = layouts.build(cfg)
     log = logging.getLogger("skyscreen.test.fallback")
+    (planned,) = plan(cfg, layout)
     with caplog.at_level(logging.WARNING, logger=log.name):
-        outs = build_outputs(cfg, layouts.build(cfg), log)
+        out = open_output(planned, layout, log)
     try:
-        assert [out.name for _, out in outs] == ["simulator (12 LEDs)"]
+        assert (out.name, out.kind) == ("simulator (12 LEDs)", "simulator")
     finally:
-        close_all(outs, log)
+        out.close()
     (warning,) = [r.getMessage() for r in caplog.records]
     assert "ws281x GPIO 18: cannot start off a Raspberry Pi" in warning and "in the simulator instead" in warning
 
