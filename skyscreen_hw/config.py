@@ -19,6 +19,9 @@ from skyscreen_hw.errors import ConfigError
 
 DEFAULT_PATH = Path("/etc/skyscreen/skyscreen.toml")
 
+DDP_PORT, E131_PORT, ARTNET_PORT, OPC_PORT = 4048, 5568, 6454, 7890
+DDP_MAX_DATA = 1462  # pixel bytes in one DDP packet that still fits a 1,500-byte Ethernet frame (IPv4)
+
 Check = Callable[[Any], "str | None"]
 
 
@@ -58,6 +61,21 @@ def _origins(value: Any) -> str | None:
     return None
 
 
+def _networks(value: Any) -> str | None:
+    for entry in value:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            return f"{entry!r} is not a network: write an address or a network, e.g. \"192.168.1.0/24\" or \"::1\""
+    return None
+
+
+def _window(value: Any) -> str | None:
+    if value and (len(value) != 2 or value[0] < 0 or value[1] < 1):
+        return f"must be [first, count] with first >= 0 and count >= 1, got {list(value)!r}"
+    return None
+
+
 def _key(default: Any, check: Check | None = None, doc: str = "") -> Any:
     return field(default=default, metadata={"check": check, "doc": doc})
 
@@ -70,6 +88,7 @@ class FrameConfig:
     width: int = _key(288, _range(1, 65535))
     height: int = _key(360, _range(1, 65535))
     group: str = _key("skyscreen", doc="group owning the frame file and semaphores, if it exists")
+    slots: int = _key(4, _range(1, 64), doc="shared frame v2: frame slots a writer may fill ahead")
     priority: int = _key(100, _range(0, 200), doc="the shared frame's priority in the mixer: the highest live wins")
     timeout: float = _key(0.0, _range(0.0), doc="seconds without a frame before it stops counting; 0 = never")
 
@@ -80,6 +99,10 @@ class LayoutConfig:
 
     type: str = _key("dome", _one_of("dome", "matrix", "points"))
     serpentine: bool = _key(False)
+    # dome: "original" = frame column 0 at the rim, vane 0 at 3 o'clock, clockwise (the original renderers)
+    orientation: str = _key("default", _one_of("default", "original"))
+    # points: how 3-D positions become a flat picture
+    projection: str = _key("auto", _one_of("auto", "xy", "xz", "yz", "cylinder", "line"))
     # dome: vanes x leds_per_vane (0 = the frame's height x width), inner_radius as a fraction of radius
     vanes: int = _key(0, _range(0))
     leds_per_vane: int = _key(0, _range(0))
@@ -94,6 +117,8 @@ class LayoutConfig:
 
     # keys that mean something for one layout type only
     only_for: ClassVar[dict[str, str]] = {
+        "orientation": "dome",
+        "projection": "points",
         "vanes": "dome",
         "leds_per_vane": "dome",
         "inner_radius": "dome",
@@ -163,15 +188,23 @@ class OutputConfig:
     order: str = _key("", _colour_order, doc="colour order on the wire; default RGB, GRB for ws281x")
 
     default_order: ClassVar[str] = "RGB"
-    max_leds: ClassVar[int] = 0  # what one output of this kind can carry; 0 = no limit
+    required: ClassVar[dict[str, str]] = {}  # keys without a default: key -> what to write
 
     @property
     def wire_order(self) -> str:
         return self.order or self.default_order
 
-    def leds_limit(self) -> tuple[int, str]:
-        """(the most LEDs this output carries, why); (0, "") when there is no limit."""
-        return self.max_leds, ""
+    @property
+    def channels(self) -> int:
+        """Bytes per LED on the wire: 3, or 4 for an RGBW order."""
+        return len(self.wire_order)
+
+    def check(self, count: int) -> tuple[str, str] | None:
+        """(key, problem) when this output cannot carry ``count`` LEDs as configured; None when it can.
+
+        Called by the output plan (and so by check-config) before anything is opened.
+        """
+        return None
 
 
 @dataclass(frozen=True)
@@ -184,10 +217,15 @@ class SerialOutputConfig(OutputConfig):
     protocol: str = _key("adalight", _one_of("adalight", "tpm2"))
     write_timeout: float = _key(0.5, _range(0.0, lo_open=True))
 
-    def leds_limit(self) -> tuple[int, str]:
-        if self.protocol == "tpm2":
-            return TPM2_MAX_LEDS, 'TPM2 frames carry at most 65,535 bytes (or use protocol = "adalight")'
-        return ADALIGHT_MAX_LEDS, "an Adalight header counts at most 65,536 LEDs"
+    def check(self, count: int) -> tuple[str, str] | None:
+        limit, why = (
+            (TPM2_MAX_LEDS, 'TPM2 frames carry at most 65,535 bytes (or use protocol = "adalight")')
+            if self.protocol == "tpm2"
+            else (ADALIGHT_MAX_LEDS, "an Adalight header counts at most 65,536 LEDs")
+        )
+        if count > limit:
+            return "count", f"{count} LEDs, but {why}: split the LEDs over several [[outputs]] with first/count"
+        return None
 
 
 @dataclass(frozen=True)
@@ -211,6 +249,161 @@ class SimulatorOutputConfig(OutputConfig):
     size: int = _key(720, _range(64, 8192), doc="window size in pixels")
 
 
+@dataclass(frozen=True)
+class NetworkOutputConfig(OutputConfig):
+    """What the network pixel controllers' outputs share: where the controller is."""
+
+    host: str = _key("", lambda v: None if v else "must be the controller's address or host name")
+    port: int = _key(0, _range(1, 65535))
+
+    required: ClassVar[dict[str, str]] = {"host": 'the controller\'s address or host name, e.g. host = "10.0.0.21"'}
+
+
+@dataclass(frozen=True)
+class DdpOutputConfig(NetworkOutputConfig):
+    """A DDP controller (WLED, ESPixelStick, FPP, Falcon): pixels by byte offset, a push per frame."""
+
+    type: str = _key("ddp")
+    port: int = _key(DDP_PORT, _range(1, 65535))
+    packet_bytes: int = _key(1440, _range(3, DDP_MAX_DATA), doc="data bytes a packet, a multiple of 3 (4 for RGBW)")
+    sync: bool = _key(True, doc="push on the last packet of each frame")
+
+    def check(self, count: int) -> tuple[str, str] | None:
+        if self.packet_bytes % self.channels:
+            return "packet_bytes", f"{self.packet_bytes} is not a multiple of {self.channels} (bytes per LED)"
+        return None
+
+
+@dataclass(frozen=True)
+class UniverseOutputConfig(NetworkOutputConfig):
+    """Outputs that carry LEDs in DMX universes of up to 512 channels (E1.31, Art-Net)."""
+
+    universe: int = _key(1, _range(0, 63999), doc="the first universe")
+    channels_per_universe: int = _key(510, _range(3, 512))
+
+    first_universe: ClassVar[int] = 1
+    last_universe: ClassVar[int] = 63999
+
+    def universes(self, count: int) -> int:
+        """How many universes ``count`` LEDs take (no LED split between two universes)."""
+        per = self.channels_per_universe // self.channels
+        return -(-count // per) if per else 0
+
+    def check(self, count: int) -> tuple[str, str] | None:
+        if self.channels_per_universe < self.channels:
+            return "channels_per_universe", f"{self.channels_per_universe} is less than one LED ({self.channels})"
+        if self.universe < self.first_universe:
+            return "universe", f"must be >= {self.first_universe}, got {self.universe}"
+        last = self.universe + self.universes(count) - 1
+        if last > self.last_universe:
+            return (
+                "universe",
+                f"{count} LEDs need universes {self.universe}..{last}, past the last one, {self.last_universe}:"
+                " split the LEDs over several [[outputs]] or raise channels_per_universe",
+            )
+        return None
+
+
+@dataclass(frozen=True)
+class E131OutputConfig(UniverseOutputConfig):
+    """An E1.31 (sACN) controller, unicast to ``host`` or multicast (``host = "multicast"``)."""
+
+    type: str = _key("e131")
+    port: int = _key(E131_PORT, _range(1, 65535))
+    priority: int = _key(100, _range(0, 200))
+    sync_universe: int = _key(0, _range(0, 63999), doc="universe synchronization address; 0 = off")
+
+
+@dataclass(frozen=True)
+class ArtnetOutputConfig(UniverseOutputConfig):
+    """An Art-Net 4 node: ArtDmx by 15-bit port-address, ArtSync after each frame."""
+
+    type: str = _key("artnet")
+    port: int = _key(ARTNET_PORT, _range(1, 65535))
+    universe: int = _key(0, _range(0, 32767), doc="the first port-address (15 bits: net, sub-net, universe)")
+    sync: bool = _key(True, doc="ArtSync after each frame")
+
+    first_universe: ClassVar[int] = 0
+    last_universe: ClassVar[int] = 32767
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    """One [[inputs]] entry: a network source of pixels, a source of the mixer."""
+
+    type: str = _key("ddp")
+    bind: str = _key("127.0.0.1", doc="the address to listen on; 0.0.0.0 or :: for every interface")
+    port: int = _key(DDP_PORT, _range(0, 65535))
+    allow: tuple[str, ...] = _key(("127.0.0.0/8", "::1"), _networks, doc="networks allowed to send")
+    address: str = _key("frame", _one_of("frame", "leds"), doc='"frame": the frame\'s bytes; "leds": wiring order')
+    priority: int = _key(100, _range(0, 200), doc="the highest live source wins")
+    timeout: float = _key(2.5, _range(0.0, lo_open=True), doc="seconds without data before the source is dropped")
+
+    required: ClassVar[dict[str, str]] = {}
+
+
+@dataclass(frozen=True)
+class DdpInputConfig(InputConfig):
+    """DDP on UDP: pixels by byte offset, shown on push."""
+
+    type: str = _key("ddp")
+    port: int = _key(DDP_PORT, _range(0, 65535))
+
+
+@dataclass(frozen=True)
+class E131InputConfig(InputConfig):
+    """E1.31 (sACN) on UDP, unicast and multicast (239.255.hi.lo joined for each universe taken)."""
+
+    type: str = _key("e131")
+    port: int = _key(E131_PORT, _range(0, 65535))
+    universe: int = _key(1, _range(1, 63999), doc="the first universe")
+    channels_per_universe: int = _key(510, _range(3, 512))
+
+
+@dataclass(frozen=True)
+class ArtnetInputConfig(InputConfig):
+    """Art-Net 4 ArtDmx by 15-bit port-address, ArtSync, answering ArtPoll."""
+
+    type: str = _key("artnet")
+    port: int = _key(ARTNET_PORT, _range(0, 65535))
+    universe: int = _key(0, _range(0, 32767), doc="the first port-address")
+    channels_per_universe: int = _key(510, _range(3, 512))
+
+
+@dataclass(frozen=True)
+class OpcInputConfig(InputConfig):
+    """OpenPixelControl on TCP: channel 0 = all, command 0 = set pixels."""
+
+    type: str = _key("opc")
+    port: int = _key(OPC_PORT, _range(0, 65535))
+
+
+INPUT_TYPES: dict[str, type[InputConfig]] = {
+    "ddp": DdpInputConfig,
+    "e131": E131InputConfig,
+    "artnet": ArtnetInputConfig,
+    "opc": OpcInputConfig,
+}
+
+
+@dataclass(frozen=True)
+class TransformConfig:
+    """One [[transforms]] entry, applied in order to frame coordinates, composed once at start."""
+
+    type: str = _key("rotate", _one_of("rotate", "mirror", "crop", "flat"))
+    degrees: float = _key(0.0, doc="rotate: a whole number of vanes (dome), or 90/180/270 (matrix)")
+    axis: str = _key("rows", _one_of("rows", "columns"), doc="mirror: flip the order of rows or of columns")
+    rows: tuple[int, ...] = _key((), _window, doc="crop: [first, count] of the frame's rows")
+    columns: tuple[int, ...] = _key((), _window, doc="crop: [first, count] of the frame's columns")
+
+    keys_for: ClassVar[dict[str, tuple[str, ...]]] = {
+        "rotate": ("degrees",),
+        "mirror": ("axis",),
+        "crop": ("rows", "columns"),
+        "flat": (),
+    }
+
+
 ADALIGHT_MAX_LEDS = 0x10000
 TPM2_MAX_LEDS = 0xFFFF // 3
 
@@ -219,6 +412,9 @@ OUTPUT_TYPES: dict[str, type[OutputConfig]] = {
     "serial": SerialOutputConfig,
     "ws281x": Ws281xOutputConfig,
     "simulator": SimulatorOutputConfig,
+    "ddp": DdpOutputConfig,
+    "e131": E131OutputConfig,
+    "artnet": ArtnetOutputConfig,
 }
 
 
@@ -232,6 +428,8 @@ class Config:
     display: DisplayConfig = DisplayConfig()
     websocket: WebsocketConfig = WebsocketConfig()
     outputs: tuple[OutputConfig, ...] = (SimulatorOutputConfig(),)
+    inputs: tuple[InputConfig, ...] = ()
+    transforms: tuple[TransformConfig, ...] = ()
     source: str = "(defaults)"
 
     def to_toml(self, counts: Sequence[int] = ()) -> str:
@@ -246,6 +444,14 @@ class Config:
             lines.append(f"[{name}]")
             lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
             lines.append("")
+        for name, entries in (("inputs", self.inputs), ("transforms", self.transforms)):
+            for entry in entries:
+                values = dataclasses.asdict(entry)
+                if isinstance(entry, TransformConfig):
+                    values = {k: values[k] for k in ("type", *entry.keys_for[entry.type]) if values[k] != ()}
+                lines.append(f"[[{name}]]")
+                lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
+                lines.append("")
         for i, out in enumerate(self.outputs):
             lines.append("[[outputs]]")
             resolved = {**dataclasses.asdict(out), "order": out.wire_order}
@@ -297,10 +503,11 @@ def _build(cls: type, table: Any, where: str, src: str, what: str = "") -> Any:
 
 def _typed(want: Any, value: Any, where: str) -> Any:
     """``value`` as type ``want`` (an int where a float is wanted, a list of strings for a tuple); or ConfigError."""
-    if want == tuple[str, ...]:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{where}: must be a list of strings, got {value!r}")
-        return tuple(value)
+    for item, name in ((str, "strings"), (int, "whole numbers")):
+        if want == tuple[item, ...]:
+            if not isinstance(value, list) or not all(type(v) is item for v in value):
+                raise ConfigError(f"{where}: must be a list of {name}, got {value!r}")
+            return tuple(value)
     if want is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if type(value) is not want:
@@ -310,31 +517,51 @@ def _typed(want: Any, value: Any, where: str) -> Any:
     return value
 
 
-def _output(table: Any, where: str, src: str) -> OutputConfig:
-    """One [[outputs]] table, checked against the keys of its own kind."""
+def _kind(table: Any, where: str, src: str, kinds: Mapping[str, type], default: str | None) -> Any:
+    """One [[outputs]] / [[inputs]] table, checked against the keys of its own kind."""
     if not isinstance(table, Mapping):
         raise ConfigError(f"{src}: {where}: must be a table, got {type(table).__name__}")
-    kind = table.get("type", "simulator")
-    if kind not in OUTPUT_TYPES:
-        raise ConfigError(f"{src}: {where} type: must be one of {', '.join(map(repr, OUTPUT_TYPES))}, got {kind!r}")
-    return _build(OUTPUT_TYPES[kind], table, where, src, f"a {kind} output")
+    kind = table.get("type", default)
+    if kind not in kinds:
+        raise ConfigError(f"{src}: {where} type: must be one of {', '.join(map(repr, kinds))}, got {kind!r}")
+    what = f"a {kind} {where.split()[0].strip('[]').rstrip('s')}"
+    for key, hint in kinds[kind].required.items():
+        if key not in table:
+            raise ConfigError(f"{src}: {where} {key}: required for {what}: {hint}")
+    return _build(kinds[kind], table, where, src, what)
+
+
+def _transform(table: Any, where: str, src: str) -> TransformConfig:
+    t = _build(TransformConfig, table, where, src, "a transform")
+    for key in table:
+        if key != "type" and key not in TransformConfig.keys_for[t.type]:
+            raise ConfigError(f"{src}: {where} {key}: not a key of a {t.type!r} transform")
+    if t.type == "crop" and not (t.rows or t.columns):
+        raise ConfigError(f"{src}: {where} rows: a crop needs rows = [first, count] or columns = [first, count]")
+    return t
+
+
+_TABLE_LISTS: dict[str, Callable[[Any, str, str], Any]] = {
+    "outputs": lambda t, where, src: _kind(t, where, src, OUTPUT_TYPES, "simulator"),
+    "inputs": lambda t, where, src: _kind(t, where, src, INPUT_TYPES, None),
+    "transforms": _transform,
+}
 
 
 def parse(data: Mapping[str, Any], src: str = "(config)") -> Config:
     """Validate a parsed TOML document into a Config."""
-    sections: dict[str, Any] = {}
-    outputs: tuple[OutputConfig, ...] = (SimulatorOutputConfig(),)
+    values: dict[str, Any] = {}
     for key, value in data.items():
         if key in _SECTIONS:
-            sections[key] = _build(_SECTIONS[key], value, f"[{key}]", src)
-        elif key == "outputs":
+            values[key] = _build(_SECTIONS[key], value, f"[{key}]", src)
+        elif key in _TABLE_LISTS:
             if not isinstance(value, list):
-                raise ConfigError(f"{src}: outputs: must be a list of [[outputs]] tables")
-            outputs = tuple(_output(t, f"[[outputs]] #{i + 1}", src) for i, t in enumerate(value))
+                raise ConfigError(f"{src}: {key}: must be a list of [[{key}]] tables")
+            values[key] = tuple(_TABLE_LISTS[key](t, f"[[{key}]] #{i + 1}", src) for i, t in enumerate(value))
         else:
-            known = ", ".join([*_SECTIONS, "outputs"])
+            known = ", ".join([*_SECTIONS, *_TABLE_LISTS])
             raise ConfigError(f"{src}: {key}: unknown key (known: {known})")
-    config = Config(**sections, outputs=outputs, source=src)
+    config = Config(**values, source=src)
     _check_whole(config, src)
     return config
 

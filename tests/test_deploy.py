@@ -237,6 +237,8 @@ def test_the_example_configuration_explains_every_key() -> None:
         config.DisplayConfig,
         config.WebsocketConfig,
         *config.OUTPUT_TYPES.values(),
+        *config.INPUT_TYPES.values(),
+        config.TransformConfig,
     ):
         missing = {f.name for f in dataclasses.fields(section)} - mentioned
         assert not missing, f"{section.__name__}: {sorted(missing)} not in deploy/skyscreen.toml"

@@ -51,12 +51,12 @@ def plan(config: Config, layout: Layout, *, simulate: bool = False) -> list[Outp
                 f"{where} count: LEDs {cfg.first}-{cfg.first + count - 1} run past the layout's {n} LEDs"
                 f" (0-{n - 1}); at most count = {n - cfg.first} from first = {cfg.first}"
             )
-        limit, why = cfg.leds_limit()
-        if limit and count > limit:
-            key = "count" if cfg.count else "count (0 = all remaining LEDs)"
-            raise ConfigError(
-                f"{where} {key}: {count} LEDs, but {why}: split the LEDs over several [[outputs]] with first/count"
-            )
+        problem = cfg.check(count)
+        if problem is not None:
+            key, text = problem
+            if key == "count" and not cfg.count:
+                key = "count (0 = all remaining LEDs)"
+            raise ConfigError(f"{where} {key}: {text}")
         plans.append(OutputPlan(number, cfg, cfg.first, count))
     return plans
 
