@@ -6,6 +6,7 @@ patterns read frame rows as vanes (angle) and columns as the distance from the c
 
 from __future__ import annotations
 
+import logging
 import signal
 import time
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from types import FrameType
 
 import numpy as np
 
-from skyscreen_hw.sources.shared_frame import FrameWriter
+from skyscreen_hw.sources.shared_frame import DEFAULT_GROUP, FrameWriter
 
 
 @dataclass(frozen=True)
@@ -82,8 +83,21 @@ PATTERNS: dict[str, Callable[[float, Grid], np.ndarray]] = {
 }
 
 
-def run(name: str, pattern: str, height: int, width: int, fps: float, duration: float | None) -> int:
-    """Write ``pattern`` to display ``name`` at up to ``fps`` until SIGTERM / SIGINT or ``duration``."""
+def run(
+    name: str,
+    pattern: str,
+    height: int,
+    width: int,
+    fps: float,
+    duration: float | None,
+    group: str = DEFAULT_GROUP,
+) -> int:
+    """Write ``pattern`` to display ``name`` at up to ``fps`` until SIGTERM / SIGINT or ``duration``.
+
+    Says once (a warning on the ``skyscreen`` logger) when no daemon takes the frames, and once when they
+    are taken again; ``group`` is the display's group, for the files this writer creates if none exist.
+    """
+    log = logging.getLogger("skyscreen")
     draw = PATTERNS[pattern]
     grid = Grid.of(height, width)
     stop = False
@@ -95,14 +109,25 @@ def run(name: str, pattern: str, height: int, width: int, fps: float, duration: 
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
     start = time.monotonic()
-    with FrameWriter(name, height, width) as writer:
+    taken = True  # until a flush says otherwise: silence while a daemon takes the frames
+    with FrameWriter(name, height, width, group=group) as writer:
         next_frame = start
         while not stop:
             now = time.monotonic()
             if duration is not None and now - start >= duration:
                 break
             writer.frame[:] = draw(now - start, grid)
-            writer.flush()
+            if writer.flush() != taken and not stop:
+                taken = not taken
+                if taken:
+                    log.info("display %r: a daemon takes the frames again", name)
+                else:
+                    log.warning(
+                        "display %r: no daemon is taking the frames (%s): start skyscreen-hw, or check --name;"
+                        " still trying",
+                        name,
+                        writer.path,
+                    )
             next_frame = max(next_frame + 1.0 / fps, now)
             time.sleep(max(0.0, next_frame - time.monotonic()))
     return 0
