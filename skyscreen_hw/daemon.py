@@ -21,6 +21,7 @@ import signal
 import time
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 import numpy as np
 
@@ -147,7 +148,8 @@ class Daemon:
         self.pipeline: Pipeline | None = None
         self._stop = False
         self._reload = False
-        self._shown: list[float] = []
+        self._shown: list[float] = []  # when each frame of the last second was shown
+        self._frames_shown = 0
         self._started = time.monotonic()
 
     # -- start and stop -----------------------------------------------------------------------------
@@ -287,6 +289,7 @@ class Daemon:
         p.show()
 
     def _count_shown(self, now: float) -> None:
+        self._frames_shown += 1
         self._shown.append(now)
         while self._shown and self._shown[0] < now - 1.0:
             self._shown.pop(0)
@@ -381,25 +384,72 @@ class Daemon:
             f" ({p.layout.kind}), outputs: {outs}; {ws}"
         )
 
-    def status(self) -> str:
-        """The one-line status for systemd: fps, LEDs, sources, frames dropped and failed, power, stalls."""
+    def report(self) -> dict[str, Any]:
+        """Everything STATUS, `/status` and `skyscreen-hw status` tell: plain JSON-able values."""
+        from skyscreen_hw import __version__
+
         p = self.pipeline
         now = time.monotonic()
-        sources = [s.describe(now) for s in self.mixer.sources]
-        if self.server is not None:
-            rejected = f", {self.server.rejected} refused" if self.server.rejected else ""
-            sources.append(f"websocket ({self.server.clients} clients{rejected})")
         parts = p.parts if p else []
-        dropped = sum(out.stats.frames_dropped for _, out in parts)
-        failed = sum(out.stats.frames_failed for _, out in parts)
-        skipped = self.frame_source.skipped if self.frame_source else 0
+        sources = [
+            {
+                "name": s.name,
+                "kind": s.kind,
+                "priority": s.priority,
+                "live": s.live(now),
+                "showing": s is self.mixer.current,
+                "frames": s.stats.frames,
+                "status": s.describe(now),
+            }
+            for s in self.mixer.sources
+        ]
+        outputs = [
+            {
+                "name": out.name,
+                "kind": out.kind,
+                "leds": part.stop - part.start,
+                "health": out.health,
+                "stalled": out.stalled,
+                "frames_sent": out.stats.frames_sent,
+                "frames_dropped": out.stats.frames_dropped,
+                "frames_failed": out.stats.frames_failed,
+            }
+            for part, out in parts
+        ]
+        server = self.server
+        return {
+            "version": __version__,
+            "uptime": round(now - self._started, 3),
+            "fps": float(len(self._shown)),
+            "fps_configured": self.config.display.fps,
+            "leds": p.layout.count if p else 0,
+            "layout": p.layout.kind if p else "",
+            "frames_shown": self._frames_shown,
+            "frames_dropped": sum(o["frames_dropped"] for o in outputs),
+            "frames_failed": sum(o["frames_failed"] for o in outputs),
+            "torn_frames_skipped": self.frame_source.skipped if self.frame_source else 0,
+            "power_scale": p.power.last_scale if p is not None and p.power.enabled else 1.0,
+            "sources": sources,
+            "websocket": {"clients": server.clients, "refused": server.rejected} if server is not None else None,
+            "outputs": outputs,
+        }
+
+    def status(self) -> str:
+        """The one-line status for systemd: fps, LEDs, sources, frames dropped and failed, power, stalls."""
+        r = self.report()
+        sources = [s["status"] for s in r["sources"]]
+        ws = r["websocket"]
+        if ws is not None:
+            refused = f", {ws['refused']} refused" if ws["refused"] else ""
+            sources.append(f"websocket ({ws['clients']} clients{refused})")
         text = (
-            f"{len(self._shown):.1f} fps, {p.layout.count if p else 0} LEDs, sources: {', '.join(sources)},"
-            f" {dropped} dropped frames (wire rate), {failed} failed, {skipped} torn frames skipped"
+            f"{r['fps']:.1f} fps, {r['leds']} LEDs, sources: {', '.join(sources)},"
+            f" {r['frames_dropped']} dropped frames (wire rate), {r['frames_failed']} failed,"
+            f" {r['torn_frames_skipped']} torn frames skipped"
         )
-        if p is not None and p.power.enabled and p.power.last_scale < 1.0:
-            text += f", power limit at {p.power.last_scale:.0%}"
-        stalled = p.stalled() if p else []
+        if r["power_scale"] < 1.0:
+            text += f", power limit at {r['power_scale']:.0%}"
+        stalled = [o["name"] for o in r["outputs"] if o["stalled"]]
         return f"{text}; stalled: {', '.join(stalled)}" if stalled else text
 
 
