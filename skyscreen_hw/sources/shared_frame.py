@@ -178,7 +178,8 @@ def _hand_over(path: Path, st: os.stat_result, gid: int | None, log: logging.Log
                 os.chmod(path, MODE)
     except OSError as exc:
         if log is not None:
-            log.warning("cannot give %s to group %s with mode 0660: %s", path, _group_name(gid or -1), exc)
+            to = "" if gid is None else f" to group {_group_name(gid)}"
+            log.warning("cannot give %s%s with mode 0660: %s", path, to, exc)
 
 
 def _ident(path: Path) -> Ident | None:
@@ -474,7 +475,7 @@ class FrameReader:
             self.ready.acquire(max(timeout, 0.0))
         except (posix_ipc.BusyError, posix_ipc.SignalError):
             return None
-        excess = _drain(self.ready)
+        excess = _drain(self.ready) if self.ready.value else 0  # the value is a plain read: no exception
         if excess:
             self._log_rarely(
                 logging.WARNING,
