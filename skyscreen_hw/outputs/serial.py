@@ -55,9 +55,12 @@ class TtyPort:
             if left <= 0 or not self._poll.poll(left * 1000):
                 raise serial.SerialTimeoutException(f"write timeout ({done} of {len(view)} bytes written)")
             try:
-                done += os.write(self._fd, view[done:])
+                written = os.write(self._fd, view[done:])
             except BlockingIOError:
+                written = 0
+            if not written:  # "writable" but nothing taken: wait a little rather than ask again at once
                 time.sleep(min(FULL_PAUSE, max(0.0, deadline - time.monotonic())))
+            done += written
         return done
 
     def close(self) -> None:
