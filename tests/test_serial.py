@@ -235,11 +235,8 @@ def test_a_missing_controller_at_start_is_waited_for(tmp_path: Path, log, caplog
     link = tmp_path / "later"
     with caplog.at_level(logging.INFO, logger=log.name):
         out = SerialOutput(serial_cfg(str(link)), 10, log, stall_seconds=0.3)
-        out.show(rgb(10, 4))
-        deadline = time.monotonic() + 3
-        while not out.health.startswith("waiting for") and time.monotonic() < deadline:
-            time.sleep(0.01)
         assert out.health.startswith(f"waiting for {link} (")
+        out.show(rgb(10, 4))
         waited = time.monotonic()
         while time.monotonic() - waited < 1.0:  # over three stall times, with frames coming
             assert not out.stalled

@@ -118,6 +118,7 @@ class SerialOutput(WorkerOutput[bytes]):
             if isinstance(exc, ValueError):
                 raise OutputError(f"serial {cfg.port}: {exc}") from None
             log.warning("serial %s: cannot open (%s); will keep trying to connect", cfg.port, exc)
+            self._waiting = f"waiting for {cfg.port} ({exc})"
         self._start()
 
     def _encode(self, leds: np.ndarray) -> bytes:
