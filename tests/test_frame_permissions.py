@@ -181,6 +181,9 @@ def make_object(kind: str, name: str, mode: int, gid: int) -> None:
     elif kind == "fifo":
         path = frame_path(name)
         os.mkfifo(path, mode)
+    elif kind == "symlink":  # pointing where the daemon would create a file for the squatter
+        frame_path(name).symlink_to(_link_target(name))
+        return
     else:
         path = frame_path(name) if kind == "frame" else lock_path(name)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, mode)
@@ -189,6 +192,10 @@ def make_object(kind: str, name: str, mode: int, gid: int) -> None:
     if gid >= 0:
         os.chown(path, -1, gid)
     os.chmod(path, mode)
+
+
+def _link_target(name: str) -> Path:
+    return SHM / f"{name}.target"
 
 
 def _object_path(kind: str, name: str) -> Path:
@@ -216,7 +223,7 @@ def _assert_starts_and_takes_frames(name: str, group: str) -> None:
         reader.close()
 
 
-@pytest.mark.parametrize("kind", ["lock", "frame", "ready", "done", "fifo"])
+@pytest.mark.parametrize("kind", ["lock", "frame", "ready", "done", "fifo", "symlink"])
 def test_a_squatter_outside_the_group_is_refused_naming_owner_and_fix(
     kind: str, display_name: str, frame_users, as_user
 ) -> None:
@@ -229,10 +236,15 @@ def test_a_squatter_outside_the_group_is_refused_naming_owner_and_fix(
         FrameReader(display_name, H, W, LOG, frame_users.group)
     message = str(refused.value)
     assert str(path) in message and f"rm {path}" in message, message
-    assert f"owned by {frame_users.squatter}:{frame_users.squatter} with mode 0666" in message, message
-    if kind == "fifo":
+    mode = "0777" if kind == "symlink" else "0666"
+    assert f"owned by {frame_users.squatter}:{frame_users.squatter} with mode {mode}" in message, message
+    if kind in ("fifo", "symlink"):
         assert "not a regular file" in message, message
     assert _snapshot(path) == before  # not chmod'ed, chown'ed, resized or written
+    try:
+        assert not _link_target(display_name).exists()  # nothing made through a link
+    finally:
+        _link_target(display_name).unlink(missing_ok=True)
     path.unlink()
     _assert_starts_and_takes_frames(display_name, frame_users.group)  # the lock was let go
 
@@ -289,3 +301,60 @@ def test_a_lock_held_by_another_process_names_owner_and_holder(display_name: str
         assert f"held by pid {os.getpid()}" in message and "stop it first" in message, message
     finally:
         first.close()
+
+
+def test_a_writer_outside_the_group_is_told_whose_file_it_is_and_how_to_join(
+    display_name: str, frame_users, as_user
+) -> None:
+    """The daemon's files are 0660 for its group: a writer outside it gets one clear error; the display
+    goes on serving writers of the group."""
+    reader = FrameReader(display_name, H, W, LOG, frame_users.group)
+    try:
+        refused = as_user(frame_users.squatter, write_frames, display_name, frame_users.group, [1])
+        with pytest.raises(AssertionError) as failed:
+            refused.result()
+        message = str(failed.value)
+        assert "raised FrameError" in message and f"{frame_path(display_name)}: cannot open" in message, message
+        assert f"owned by root:{frame_users.group} with mode 0660" in message, message
+        assert f"usermod -aG {frame_users.group} $USER" in message, message
+        writer = as_user(frame_users.writer, write_frames, display_name, frame_users.group, [2])
+        frame = reader.poll(WAIT)
+        assert frame is not None and (frame == 2).all()
+        assert writer.result() == [2]
+    finally:
+        reader.close()
+
+
+def test_semaphores_a_squatter_makes_after_a_removal_are_refused_while_running(
+    display_name: str, frame_users, as_user, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The semaphores are removed under the running daemon and a squatter makes its own (0666) before the
+    daemon re-creates them: the daemon logs whose they are and how to remove them, once, and takes no
+    frame the squatter posts."""
+    reader = FrameReader(display_name, H, W, LOG, frame_users.group)
+    try:
+        for sem_name in semaphore_names(display_name):
+            posix_ipc.unlink_semaphore(sem_name)
+        for kind in ("ready", "done"):
+            as_user(frame_users.squatter, make_object, kind, display_name, 0o666, -1).result()
+        ready = posix_ipc.Semaphore(semaphore_names(display_name)[0])
+        ready.release()  # the squatter's frame
+        with caplog.at_level(logging.INFO, "skyscreen.test"):
+
+            def refused() -> list[str]:
+                return [r.message for r in caplog.records if "sem." in r.message and "rm " in r.message]
+
+            deadline = time.monotonic() + WAIT
+            while len(refused()) < 2:
+                assert time.monotonic() < deadline, f"never refused: {caplog.text}"
+                assert reader.poll(0.1) is None
+            later = time.monotonic() + 2.5  # two more of the daemon's once-a-second checks
+            while time.monotonic() < later:
+                assert reader.poll(0.1) is None
+        ready.close()
+        assert len(refused()) == 2, caplog.text  # one line for each, not one a second
+        for kind in ("ready", "done"):
+            path = _object_path(kind, display_name)
+            assert any(f"rm {path}" in line and frame_users.squatter in line for line in refused()), refused()
+    finally:
+        reader.close()

@@ -233,9 +233,14 @@ def _open_or_create(path: Path, size: int, gid: int | None, what: str, group: st
             pass
         except PermissionError:
             raise _permission_error(path, what, group) from None
-        except OSError as exc:
+        except OSError as exc:  # a symbolic link (O_NOFOLLOW), a socket, a directory...
+            try:
+                owner = f", {_owner(path.lstat())}"
+            except OSError:
+                owner = ""
             raise FrameError(
-                f"{path}: cannot open the {what}: {exc.strerror} (not a regular file? remove it: rm {path})"
+                f"{path}: cannot open the {what}: {exc.strerror} (not a regular file{owner});"
+                f" remove it (as its owner or root): rm {path}"
             ) from None
         try:
             fd = _create_whole(path, size, gid)
