@@ -449,6 +449,9 @@ class Daemon:
         )
         if r["power_scale"] < 1.0:
             text += f", power limit at {r['power_scale']:.0%}"
+        troubled = [f"{o['name']}: {o['health']}" for o in r["outputs"] if o["health"] != "ok" and not o["stalled"]]
+        if troubled:
+            text += f"; {'; '.join(troubled)}"
         stalled = [o["name"] for o in r["outputs"] if o["stalled"]]
         return f"{text}; stalled: {', '.join(stalled)}" if stalled else text
 

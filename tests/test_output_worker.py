@@ -93,10 +93,6 @@ def test_the_base_class_defaults() -> None:
     out.close()
     assert (out.name, out.kind, out.stats) == ("plain", "output", OutputStats(frames_sent=1))
     assert not out.stalled and out.health == "ok" and out.snapshot("/nonexistent/x.png") is False
-    out.stats.frames_dropped = 3
-    assert out.frames_dropped == 3  # the old name, read-only, for the daemon until it reads stats
-    with pytest.raises(AttributeError):
-        out.frames_dropped = 4  # type: ignore[misc]
     with pytest.raises(TypeError):
         Output("no show")  # type: ignore[abstract]
 

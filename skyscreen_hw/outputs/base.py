@@ -66,8 +66,3 @@ class Output(ABC):
     def snapshot(self, path: str | Path) -> bool:
         """Save what the output shows as a PNG at ``path``; False when this output cannot (the default)."""
         return False
-
-    @property
-    def frames_dropped(self) -> int:
-        """Deprecated: ``stats.frames_dropped``, for the daemon until it reads ``stats``."""
-        return self.stats.frames_dropped
