@@ -232,8 +232,12 @@ def test_a_squatter_outside_the_group_is_refused_naming_owner_and_fix(
     as_user(frame_users.squatter, make_object, kind, display_name, 0o666, -1).result()
     path = _object_path(kind, display_name)
     before = _snapshot(path)
-    with pytest.raises(FrameError) as refused:
-        FrameReader(display_name, H, W, LOG, frame_users.group)
+    try:
+        with pytest.raises(FrameError) as refused:
+            FrameReader(display_name, H, W, LOG, frame_users.group)
+        assert not _link_target(display_name).exists()  # nothing made through a link
+    finally:
+        _link_target(display_name).unlink(missing_ok=True)
     message = str(refused.value)
     assert str(path) in message and f"rm {path}" in message, message
     mode = "0777" if kind == "symlink" else "0666"
@@ -241,10 +245,6 @@ def test_a_squatter_outside_the_group_is_refused_naming_owner_and_fix(
     if kind in ("fifo", "symlink"):
         assert "not a regular file" in message, message
     assert _snapshot(path) == before  # not chmod'ed, chown'ed, resized or written
-    try:
-        assert not _link_target(display_name).exists()  # nothing made through a link
-    finally:
-        _link_target(display_name).unlink(missing_ok=True)
     path.unlink()
     _assert_starts_and_takes_frames(display_name, frame_users.group)  # the lock was let go
 
