@@ -95,7 +95,7 @@ def _dispatch(args: argparse.Namespace, log: logging.Logger) -> int:
         from skyscreen_hw import demos
 
         fc = configuration.load(args.config).frame
-        return demos.run(args.name or fc.name, args.pattern, fc.height, fc.width, args.fps, args.duration)
+        return demos.run(args.name or fc.name, args.pattern, fc.height, fc.width, args.fps, args.duration, fc.group)
     if args.command == "bench":
         from skyscreen_hw.benchmarks import run_all
 
