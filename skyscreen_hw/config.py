@@ -1,6 +1,6 @@
 """Configuration: a TOML file -> frozen dataclasses, every key defaulted and checked.
 
-No file at all gives the Skyscreen dome (BRIEF §4). Unknown keys, wrong types and out-of-range values
+No file at all gives the Skyscreen dome. Unknown keys, wrong types and out-of-range values
 raise ConfigError naming the file and the key, e.g. ``skyscreen.toml: [color] gamma: must be > 0``.
 """
 
@@ -155,7 +155,7 @@ class DisplayConfig:
 
 @dataclass(frozen=True)
 class WebsocketConfig:
-    """[websocket]: the instruction stream server (BRIEF §3)."""
+    """[websocket]: the instruction stream server (docs/instructions.md)."""
 
     enabled: bool = _key(True)
     host: str = _key("127.0.0.1")

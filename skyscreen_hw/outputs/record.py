@@ -1,7 +1,7 @@
 """The recording (`--record PATH`): every frame sent to the outputs, appended as raw RGB.
 
 Each frame is ``leds * 3`` bytes, RGB, in LED wiring order, after gamma, brightness and the power
-limit, before per-output colour order and protocol framing (BRIEF §5).
+limit, before per-output colour order and protocol framing.
 
 A recording that cannot be written (the disk is full, the file system went read-only, an I/O error)
 stops: the failure is logged once, the file is cut back to its last whole frame, later frames are counted

@@ -1,4 +1,4 @@
-"""The instruction stream of BRIEF §3: 32-bit words -> validated drawing operations. Pure: no I/O.
+"""The instruction stream (docs/instructions.md): 32-bit words -> validated drawing operations. Pure: no I/O.
 
 A message is one transaction. `decode(message, state)` returns every operation of the message, or
 raises `InstructionError` naming the first malformed word; nothing of a failed message is applied.
