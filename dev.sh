@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 APT_DEMO=(python3-venv python3-dev)
-APT_TEST=(python3-venv python3-dev gcc pkg-config libsystemd-dev systemd shellcheck)  # systemd: systemd-analyze
+APT_TEST=(python3-venv python3-dev gcc pkg-config libsystemd-dev systemd shellcheck chromium chromium-driver)  # systemd: systemd-analyze; chromium: tests/test_browser.py
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 

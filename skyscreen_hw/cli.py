@@ -60,12 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     layout.add_argument("--size", type=int, default=1024, help="picture size in pixels")
 
     bench = sub.add_parser("bench", help="measure the frame path, simulator, serial and websocket speed")
-    bench.add_argument("name", nargs="?", choices=["frame", "simulator", "serial", "websocket"])
+    bench.add_argument("name", nargs="?", choices=["frame", "simulator", "serial", "websocket", "live"])
     bench.add_argument("--rounds", type=int, default=0, help="repetitions (0: each benchmark's default)")
 
-    from skyscreen_hw import send
+    from skyscreen_hw import send, status_cli
 
     send.add_parser(sub)
+    status_cli.add_parser(sub)
     return parser
 
 
@@ -104,6 +105,10 @@ def _dispatch(args: argparse.Namespace, log: logging.Logger) -> int:
         from skyscreen_hw import send
 
         return send.run(args)
+    if args.command == "status":
+        from skyscreen_hw import status_cli
+
+        return status_cli.run(args)
     return _run_daemon(args, log)
 
 

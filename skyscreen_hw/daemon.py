@@ -34,6 +34,7 @@ from skyscreen_hw.errors import ConfigError, SkyscreenError
 from skyscreen_hw.layouts import Layout, LedGather
 from skyscreen_hw.mixer import FRAME, Mixer, Source
 from skyscreen_hw.outputs import Output, OutputPlan, close_all, open_output, plan
+from skyscreen_hw.outputs.live import LiveView
 from skyscreen_hw.power import PowerLimit
 from skyscreen_hw.service import Service
 
@@ -54,14 +55,16 @@ class RunOptions:
 
 @dataclass
 class Outputs:
-    """The open outputs: each configured one with its plan, plus the recording (kept across reloads)."""
+    """The open outputs: each configured one with its plan, plus the recording and the live view (both kept
+    across reloads, both covering every LED)."""
 
     planned: list[tuple[OutputPlan, Output]]
     record: Output | None = None
+    live: LiveView | None = None
 
     def all(self, leds: int) -> list[tuple[slice, Output]]:
         parts = [(p.part, out) for p, out in self.planned]
-        return [*parts, (slice(0, leds), self.record)] if self.record is not None else parts
+        return [*parts, *((slice(0, leds), out) for out in (self.record, self.live) if out is not None)]
 
 
 def open_outputs(
@@ -93,6 +96,8 @@ class Pipeline:
         self.picture = np.zeros((layout.count, 3), dtype=np.uint8)  # the winner's LEDs, before the overlay
         self.leds = np.zeros_like(self.picture)  # what goes out
         self.parts = outputs.all(layout.count)
+        if outputs.live is not None:
+            outputs.live.follow(layout, self.parts)
 
     @property
     def canvas_changed(self) -> bool:
@@ -160,8 +165,8 @@ class Daemon:
 
         self.frame_source = SharedFrameSource(self.config.frame, self.mixer, self.log)
         self.mixer.add(self.frame_source)
-        self._start_network()
         layout = layouts.build(self.config)
+        self._start_network(layout)
         plans = plan(self.config, layout, simulate=self.options.simulate)
         if self.options.simulate and not _has_display():
             self.log.info("--simulate: no display here, the simulator runs headless (--snapshot PATH saves it)")
@@ -171,7 +176,8 @@ class Daemon:
 
             record = Recorder(self.options.record, self.log)
         try:
-            outputs = Outputs(open_outputs(plans, layout, self.log), record)
+            live = self.server.live if self.server is not None else None
+            outputs = Outputs(open_outputs(plans, layout, self.log), record, live)
         except BaseException:
             if record is not None:
                 record.close()
@@ -179,7 +185,7 @@ class Daemon:
         self.pipeline = Pipeline(self.config, layout, outputs, self.canvas)
         self.frame_source.start()
 
-    def _start_network(self) -> None:
+    def _start_network(self, layout: Layout) -> None:
         if not self.config.websocket.enabled:
             return
         from skyscreen_hw.net.runtime import NetworkRuntime
@@ -191,7 +197,13 @@ class Daemon:
         self.runtime.start()
         self.canvas = Canvas(on_change=self.mixer.poke)
         self.server = InstructionServer(
-            self.config.websocket, self.canvas, self.log, self.runtime, sock=sockets[0] if sockets else None
+            self.config.websocket,
+            self.canvas,
+            self.log,
+            self.runtime,
+            sock=sockets[0] if sockets else None,
+            report=self.report,
+            live=LiveView(layout, self.log),
         )
         self.server.start()
 
@@ -364,7 +376,7 @@ class Daemon:
             old.outputs.planned = restored
             old.parts = old.outputs.all(old.layout.count)
             raise
-        pipeline = Pipeline(new, layout, Outputs(planned, old.outputs.record), self.canvas)
+        pipeline = Pipeline(new, layout, Outputs(planned, old.outputs.record, old.outputs.live), self.canvas)
         pipeline.picture[:] = old.picture if layout is old.layout else 0
         self.mixer.current = None  # the winner's frame is gathered again through the new layout
         self.frame_source.priority, self.frame_source.timeout = new.frame.priority, new.frame.timeout

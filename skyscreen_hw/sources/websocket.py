@@ -1,10 +1,16 @@
-"""The websocket server of the instruction stream: a thin asyncio shell around the pure decoder.
+"""The daemon's one listening port: the instruction stream, the page, `/status` and `/live`.
 
-It is one service on the daemon's network runtime (skyscreen_hw.net: one asyncio thread for every
-socket) and touches only the Canvas. Each binary message is decoded whole and applied in one step; bad
-input closes that connection (1003 text, 1007 malformed) with one log line, and everyone else carries
-on. Sizes are bounded: message bytes, connection count, idle time, handshake time. Before the handshake
-a browser page from a foreign Origin is refused (403), a missing token (401), one client too many (503).
+A thin asyncio shell on the daemon's network runtime (skyscreen_hw.net: one asyncio thread for every
+socket) around pure parts: the instruction decoder (skyscreen_hw.sources.instructions), the routing and
+responses (skyscreen_hw.net.http) and the live view's encoders (skyscreen_hw.net.web). The instruction
+stream touches only the Canvas: each binary message is decoded whole and applied in one step; bad input
+closes that connection (1003 text, 1007 malformed) with one log line, and everyone else carries on.
+Sizes are bounded: message bytes, connection count, viewers, idle time, handshake time.
+
+Before anything else each request passes, in order: without a token, a Host that is not loopback (DNS
+rebinding) gets 403; a browser page from a foreign Origin 403; a missing token 401; an unknown path 404;
+one client too many 503. Then `GET /` is the page, `GET /status` the daemon's report, and websocket
+handshakes on `/` and `/live` open the instruction stream and the live view.
 """
 
 from __future__ import annotations
@@ -14,9 +20,9 @@ import hmac
 import itertools
 import logging
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
-from urllib.parse import parse_qs, urlsplit
+from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -25,26 +31,20 @@ from websockets.protocol import State
 
 from skyscreen_hw.config import WebsocketConfig
 from skyscreen_hw.errors import SkyscreenError
+from skyscreen_hw.net import http as routes
+from skyscreen_hw.net.http import HttpError, Route, token_from
 from skyscreen_hw.net.runtime import NetworkError, NetworkRuntime, describe_address, is_local_address
+from skyscreen_hw.net.web import LIVE_EXTENSIONS, MAX_VIEWERS, LiveStreams
 from skyscreen_hw.origins import check_origins, origin_allowed
+from skyscreen_hw.outputs.live import LiveView
 from skyscreen_hw.sources.canvas import Canvas
 from skyscreen_hw.sources.instructions import InstructionError, SessionState, decode
+
+__all__ = ["InstructionServer", "token_from"]
 
 CLOSE_NORMAL, CLOSE_UNSUPPORTED, CLOSE_INVALID = 1000, 1003, 1007
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 2.0
-
-
-# -- the pure parts: tokens and origins ------------------------------------------------------------------
-
-
-def token_from(request: Request) -> str:
-    """The client's token: `?token=...` in the URL, or an `Authorization: Bearer ...` header."""
-    query = parse_qs(urlsplit(request.path).query)
-    if query.get("token"):
-        return query["token"][0]
-    auth = request.headers.get("Authorization", "")
-    return auth[7:].strip() if auth.lower().startswith("bearer ") else ""
 
 
 # -- the asyncio shell -----------------------------------------------------------------------------------
@@ -55,6 +55,7 @@ class InstructionServer:
 
     `runtime` None: the server makes and owns a runtime of its own (started by `start()`, stopped by
     `stop()`). `sock`: a listening socket (or its fd) from socket activation instead of host and port.
+    `report`: what `GET /status` answers (404 without it); `live`: the output `/live` streams (404 without).
     """
 
     def __init__(
@@ -64,6 +65,9 @@ class InstructionServer:
         log: logging.Logger,
         runtime: NetworkRuntime | None = None,
         sock: int | socket.socket | None = None,
+        *,
+        report: Callable[[], dict[str, Any]] | None = None,
+        live: LiveView | None = None,
     ) -> None:
         self.config = config
         self.canvas = canvas
@@ -75,8 +79,12 @@ class InstructionServer:
             self._sock = socket.socket(fileno=sock) if isinstance(sock, int) else sock
         except OSError as exc:
             raise SkyscreenError(f"socket activation: fd {sock} is not a usable socket ({exc})") from None
+        self.report = report
+        self.live = live
+        self._streams = LiveStreams(live, log) if live is not None else None
         self._sessions = itertools.count(1)
         self._admitted: set[ServerConnection] = set()
+        self._viewers: set[ServerConnection] = set()  # admitted /live connections
         self._open: set[ServerConnection] = set()
         self._closing: set[asyncio.Task[None]] = set()  # idle closes under way
         self._server: Server | None = None
@@ -86,7 +94,13 @@ class InstructionServer:
 
     @property
     def clients(self) -> int:
+        """Instruction stream connections open now."""
         return len(self._open)
+
+    @property
+    def viewers(self) -> int:
+        """`/live` connections streaming now."""
+        return self._streams.viewers if self._streams is not None else 0
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -149,6 +163,8 @@ class InstructionServer:
         )
         try:
             self._check_exposure(server.sockets)
+            if self._streams is not None:
+                self._streams.attach(asyncio.get_running_loop())
             await server.start_serving()
         except BaseException:
             server.close(close_connections=True)
@@ -179,35 +195,100 @@ class InstructionServer:
     # -- per connection -----------------------------------------------------------------------------
 
     def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
-        """Before the handshake: check the browser Origin, the token and the connection limit."""
-        origins = request.headers.get_all("Origin")
-        if origins:
-            host = request.headers.get_all("Host")
-            if len(origins) > 1 or not origin_allowed(origins[0], host[0] if len(host) == 1 else None, self._origins):
-                self.rejected += 1
-                shown = ", ".join(origins)[:120]
-                self.log.warning(
-                    "websocket %s: refused a page from origin %s (HTTP 403; allow it in [websocket] origins)",
-                    _peer(connection),
-                    shown,
-                )
-                return connection.respond(
-                    HTTPStatus.FORBIDDEN, f"origin {shown} is not allowed: add it to [websocket] origins\n"
-                )
-        token = self.config.token
-        if token and not hmac.compare_digest(token_from(request).encode(), token.encode()):
+        """Before the handshake: Host, Origin, token and route; answers plain HTTP requests itself."""
+        refusal = self._refusal(connection, request)
+        if refusal is not None:
             self.rejected += 1
+            return refusal
+        try:
+            where, _ = routes.route(request)
+        except HttpError as exc:
+            return routes.text_response(exc.status, str(exc))
+        if where is Route.PAGE:
+            host = request.headers.get_all("Host")
+            return routes.page_response(host[0] if len(host) == 1 else None)
+        if where is Route.STATUS:
+            return self._status()
+        return self._admit_websocket(connection, where)
+
+    def _refusal(self, connection: ServerConnection, request: Request) -> Response | None:
+        """403 for a foreign Host (without a token) or Origin, 401 without the token; None when all is well."""
+        hosts = request.headers.get_all("Host")
+        token = self.config.token
+        if not token and (len(hosts) > 1 or not routes.host_allowed(hosts[0] if hosts else None, self._origins)):
+            shown = ", ".join(hosts)[:120]
+            self.log.warning(
+                "websocket %s: refused a request for host %s (HTTP 403): without a [websocket] token only"
+                " loopback names are served",
+                _peer(connection),
+                shown,
+            )
+            return routes.text_response(
+                HTTPStatus.FORBIDDEN,
+                f"host {shown} is not served: open http://127.0.0.1:{self.port}/ (or set a [websocket] token)",
+            )
+        origins = request.headers.get_all("Origin")
+        if origins and (
+            len(origins) > 1 or not origin_allowed(origins[0], hosts[0] if len(hosts) == 1 else None, self._origins)
+        ):
+            shown = ", ".join(origins)[:120]
+            self.log.warning(
+                "websocket %s: refused a page from origin %s (HTTP 403; allow it in [websocket] origins)",
+                _peer(connection),
+                shown,
+            )
+            return connection.respond(
+                HTTPStatus.FORBIDDEN, f"origin {shown} is not allowed: add it to [websocket] origins\n"
+            )
+        if token and not hmac.compare_digest(token_from(request).encode(), token.encode()):
             return connection.respond(HTTPStatus.UNAUTHORIZED, "a valid token is required: ?token=... or Bearer\n")
+        return None
+
+    def _admit_websocket(self, connection: ServerConnection, where: Route) -> Response | None:
         self._admitted = {c for c in self._admitted if c.state is not State.CLOSED}
+        self._viewers &= self._admitted
         if len(self._admitted) >= self.config.max_connections:
             self.rejected += 1
             return connection.respond(
                 HTTPStatus.SERVICE_UNAVAILABLE, f"too many connections (limit {self.config.max_connections})\n"
             )
+        if where is Route.LIVE:
+            if self._streams is None:
+                return routes.text_response(HTTPStatus.NOT_FOUND, "/live: this server has no live view")
+            if len(self._viewers) >= MAX_VIEWERS:
+                self.rejected += 1
+                return connection.respond(
+                    HTTPStatus.SERVICE_UNAVAILABLE, f"too many live views (limit {MAX_VIEWERS})\n"
+                )
+            connection.protocol.available_extensions = LIVE_EXTENSIONS  # per-message deflate on /live only
+            self._viewers.add(connection)
         self._admitted.add(connection)
         return None
 
+    def _status(self) -> Response:
+        if self.report is None:
+            return routes.text_response(HTTPStatus.NOT_FOUND, "/status: this server has no status to report")
+        try:
+            return routes.json_response(self.report())
+        except Exception as exc:  # a report that fails must not take the network thread down
+            self.log.warning("websocket: /status: the report failed: %r", exc)
+            return routes.text_response(HTTPStatus.INTERNAL_SERVER_ERROR, "the report failed; see the daemon's log")
+
     async def _session(self, ws: ServerConnection) -> None:
+        try:
+            where, options = routes.route(ws.request) if ws.request is not None else (Route.INSTRUCTIONS, None)
+        except HttpError:  # _admit answered it already
+            return
+        try:
+            if where is Route.LIVE and self._streams is not None and options is not None:
+                await self._streams.serve(ws, options)
+            else:
+                await self._instructions(ws)
+        finally:
+            self._admitted.discard(ws)
+            self._viewers.discard(ws)
+
+    async def _instructions(self, ws: ServerConnection) -> None:
         session = next(self._sessions)
         peer = _peer(ws)
         state = SessionState()
@@ -253,7 +334,6 @@ class InstructionServer:
         finally:
             timer.cancel()
             self._open.discard(ws)
-            self._admitted.discard(ws)
 
 
 def _peer(ws: ServerConnection) -> str:
