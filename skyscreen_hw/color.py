@@ -1,9 +1,8 @@
 """Colour correction: gamma and brightness as one lookup table, applied to whole arrays.
 
 numpy has no byte-wise table lookup, so bytes are looked up two at a time: a 65,536-entry uint16 table
-holds, for each pair of bytes read as one uint16, both corrected bytes (`pair_table`). The pairs are
-widened once a frame into a reused intp buffer (`np.take` needs intp indices and would otherwise allocate
-that widened copy every frame), then `np.take` does the lookup.
+holds, for each pair of bytes read as one uint16, both corrected bytes (`pair_table`), and `np.take`
+looks the pairs up (`PairLookup`: chunk by chunk through a small reused index buffer, see there).
 
 With an enabled power limit (`ColorCorrection(leds, out, power)`), the same lookup also measures what
 the frame draws: the table's entries are uint32, the corrected pair in the high half and the sum of the
@@ -48,87 +47,120 @@ def pair_table(table: np.ndarray, out: np.ndarray | None = None, high: np.ndarra
     return out
 
 
-class PairIndex:
-    """The bytes of one array as uint16 pair indices in a reused intp buffer, for lookups two bytes at a time.
+class PairLookup:
+    """Byte-wise table lookups and sums on whole uint8 arrays, two bytes a numpy lookup.
 
-    `load` reads an array's bytes; the lookups then write any array of the same size (the loaded one
-    included: the indices are a copy). Buffers are allocated for the first size only.
+    The pairs are widened into intp indices (what `np.take` wants; given uint16 it would allocate the
+    widened copy every call) a chunk of CHUNK pairs at a time, into one reused buffer that stays in the
+    cache while its lookup runs: widening the whole frame first costs a third more on a cold cache.
+    Arrays of any shape; ``out`` may be ``src``. Buffers are made for the first size seen.
     """
 
+    CHUNK = 16384  # pairs: 128 kB of indices
+
     def __init__(self) -> None:
-        self.index = np.empty(0, np.intp)
-        self.size = 0
-        self.odd: int | None = None  # an odd last byte, which is not part of a pair
+        self._index = np.empty(self.CHUNK, np.intp)
+        self._pairs = 0
         self._sums16 = np.empty(0, np.uint16)
         self._sums32 = np.empty(0, np.uint32)
         self._block16 = np.empty(0, np.uint16)
         self._block32 = np.empty(0, np.uint32)
         self._block64 = np.empty(0, np.uint64)
         self._scratch = np.empty(0, np.uint8)
+        self._views: dict[tuple[int, int, int], list[tuple[np.ndarray, np.ndarray]]] = {}
 
-    def load(self, data: np.ndarray) -> None:
-        """Read the bytes of ``data`` (uint8, any shape)."""
-        flat = data.reshape(-1)  # a view when contiguous, else a copy (read only)
-        pairs = flat.size // 2
-        if self.index.size != pairs:
+    def lookup(self, src: np.ndarray, table16: np.ndarray, table8: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``out`` = every byte of ``src`` through ``table8`` (``table16``: its `pair_table`); returns ``out``."""
+        flat, dst = self._flat(src), self._destination(out, src.size)
+        odd = int(flat[-1]) if flat.size % 2 else None  # read before ``out`` (maybe ``src``) is written
+        for pairs, into in self._chunks(flat, dst):
+            np.take(table16, self._widen(pairs), out=into, mode="wrap")
+        if odd is not None:
+            dst[-1] = table8[odd]
+        return self._written(dst, out)
+
+    def total(self, src: np.ndarray, sums16: np.ndarray, table8: np.ndarray) -> int:
+        """Sum over the bytes of ``src`` of ``table8[byte]``; ``sums16`` holds ``table8``'s pair sums."""
+        flat = self._flat(src)
+        self._size_sums(flat.size // 2)
+        at = 0
+        for pairs, _ in self._chunks(flat, None):
+            np.take(sums16, self._widen(pairs), out=self._sums16[at : at + pairs.size], mode="wrap")
+            at += pairs.size
+        np.add.reduce(self._sums16.reshape(BLOCK, -1), axis=0, out=self._block16)
+        total = self._sum_blocks(self._block16)
+        return total + (int(table8[flat[-1]]) if flat.size % 2 else 0)
+
+    def lookup_and_total(self, src: np.ndarray, table32: np.ndarray, table8: np.ndarray, out: np.ndarray) -> int:
+        """`lookup` through ``table32`` (corrected pair << 16 | pair sum) into ``out``; returns the sum of ``out``."""
+        flat, dst = self._flat(src), self._destination(out, src.size)
+        odd = int(flat[-1]) if flat.size % 2 else None
+        self._size_sums(flat.size // 2)
+        at = 0
+        for pairs, _ in self._chunks(flat, None):
+            np.take(table32, self._widen(pairs), out=self._sums32[at : at + pairs.size], mode="wrap")
+            at += pairs.size
+        # a block's sum holds its pair sums (< 65536) exactly in the low 16 bits; the high halves wrap away
+        np.add.reduce(self._sums32.reshape(BLOCK, -1), axis=0, out=self._block32)
+        np.bitwise_and(self._block32, 0xFFFF, out=self._block32)
+        total = self._sum_blocks(self._block32)
+        sums = self._sums32[:at]
+        np.right_shift(sums, 16, out=sums)
+        np.copyto(dst[: 2 * at].view(np.uint16), sums, casting="unsafe")
+        if odd is not None:
+            dst[-1] = table8[odd]
+            total += int(dst[-1])
+        self._written(dst, out)
+        return total
+
+    def _flat(self, src: np.ndarray) -> np.ndarray:
+        return src.reshape(-1)  # a view when contiguous, else a copy (read only)
+
+    def _widen(self, pairs: np.ndarray) -> np.ndarray:
+        index = self._index[: pairs.size]
+        np.copyto(index, pairs)
+        return index
+
+    def _chunks(self, flat: np.ndarray, dst: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(source pairs, destination pairs) uint16 views chunk by chunk, made once for each pair of buffers."""
+        key = (
+            flat.__array_interface__["data"][0],
+            flat.size,
+            -1 if dst is None else dst.__array_interface__["data"][0],
+        )
+        views = self._views.get(key)
+        if views is None:
+            pairs = flat[: flat.size // 2 * 2].view(np.uint16)
+            into = pairs if dst is None else dst[: flat.size // 2 * 2].view(np.uint16)
+            step = self.CHUNK
+            views = [(pairs[i : i + step], into[i : i + step]) for i in range(0, pairs.size, step)]
+            if len(self._views) >= 8:  # a frame path uses a few pairs of buffers, again and again
+                self._views.clear()
+            self._views[key] = views
+        return views
+
+    def _size_sums(self, pairs: int) -> None:
+        if self._pairs != pairs:
             padded = -(-pairs // BLOCK) * BLOCK  # zeros past the last pair: whole blocks, nothing left over
-            self.index = np.empty(pairs, np.intp)
+            self._pairs = pairs
             self._sums16 = np.zeros(padded, np.uint16)
             self._sums32 = np.zeros(padded, np.uint32)
             self._block16 = np.empty(padded // BLOCK, np.uint16)
             self._block32 = np.empty(padded // BLOCK, np.uint32)
             self._block64 = np.empty(padded // BLOCK, np.uint64)
-        self.size = flat.size
-        np.copyto(self.index, flat[: 2 * pairs].view(np.uint16))
-        self.odd = int(flat[-1]) if flat.size % 2 else None
-
-    def lookup(self, table16: np.ndarray, table8: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """Every loaded byte through ``table8`` (``table16``: its `pair_table`) into ``out``; returns ``out``."""
-        dst = self._destination(out)
-        np.take(table16, self.index, out=self._pair_view(dst), mode="wrap")
-        if self.odd is not None:
-            dst[-1] = table8[self.odd]
-        return self._written(dst, out)
-
-    def total(self, sums16: np.ndarray, table8: np.ndarray) -> int:
-        """Sum over the loaded bytes of ``table8[byte]``; ``sums16`` holds ``table8``'s pair sums."""
-        np.take(sums16, self.index, out=self._sums16[: self.index.size], mode="wrap")
-        np.add.reduce(self._sums16.reshape(BLOCK, -1), axis=0, out=self._block16)
-        total = self._sum_blocks(self._block16)
-        return total + (int(table8[self.odd]) if self.odd is not None else 0)
-
-    def lookup_and_total(self, table32: np.ndarray, table8: np.ndarray, out: np.ndarray) -> int:
-        """`lookup` through ``table32`` (corrected pair << 16 | pair sum) into ``out``; returns the sum of ``out``."""
-        sums = self._sums32[: self.index.size]
-        np.take(table32, self.index, out=sums, mode="wrap")
-        # a block's sum holds its pair sums (< 65536) exactly in the low 16 bits; the high halves wrap away
-        np.add.reduce(self._sums32.reshape(BLOCK, -1), axis=0, out=self._block32)
-        np.bitwise_and(self._block32, 0xFFFF, out=self._block32)
-        total = self._sum_blocks(self._block32)
-        dst = self._destination(out)
-        np.right_shift(sums, 16, out=sums)
-        np.copyto(self._pair_view(dst), sums, casting="unsafe")
-        if self.odd is not None:
-            dst[-1] = table8[self.odd]
-            total += int(dst[-1])
-        self._written(dst, out)
-        return total
 
     def _sum_blocks(self, blocks: np.ndarray) -> int:
         np.copyto(self._block64, blocks)  # widened without the iterator's buffers
         return int(np.add.reduce(self._block64))
 
-    def _destination(self, out: np.ndarray) -> np.ndarray:
-        if out.size != self.size:
-            raise ValueError(f"out has {out.size} bytes, the loaded array {self.size}")
+    def _destination(self, out: np.ndarray, size: int) -> np.ndarray:
+        if out.size != size:
+            raise ValueError(f"out has {out.size} bytes, the source {size}")
         if out.flags.c_contiguous:
             return out.reshape(-1)
-        if self._scratch.size != self.size:
-            self._scratch = np.empty(self.size, np.uint8)
+        if self._scratch.size != size:
+            self._scratch = np.empty(size, np.uint8)
         return self._scratch
-
-    def _pair_view(self, dst: np.ndarray) -> np.ndarray:
-        return dst[: 2 * self.index.size].view(np.uint16)
 
     def _written(self, dst: np.ndarray, out: np.ndarray) -> np.ndarray:
         if dst is self._scratch:
@@ -147,7 +179,7 @@ class ColorCorrection:
         self.identity = bool(np.array_equal(self.table, np.arange(256)))
         self._high = np.empty((256, 1), np.uint16)
         self._table16 = pair_table(self.table, high=self._high)
-        self._pairs = PairIndex()
+        self._pairs = PairLookup()
         # made on first use with a power limit
         self._sums16: np.ndarray | None = None
         self._table32: np.ndarray | None = None
@@ -165,8 +197,7 @@ class ColorCorrection:
             if self.identity:
                 np.copyto(out, leds)
                 return out
-            self._pairs.load(leds)
-            return self._pairs.lookup(self._table16, self.table, out)
+            return self._pairs.lookup(leds, self._table16, self.table, out)
         return self._limit(leds, out, power)
 
     def _limit(self, leds: np.ndarray, out: np.ndarray, power: PowerLimit) -> np.ndarray:
@@ -176,15 +207,16 @@ class ColorCorrection:
             self._sums16 = sums.astype(np.uint16)
             self._table32 = (self._table16.astype(np.uint32) << 16) | sums
         pairs = self._pairs
-        pairs.load(leds)
-        if self._limited:
-            scale = power.scale_for(pairs.total(self._sums16, self.table))
-        else:
-            scale = power.scale_for(pairs.lookup_and_total(self._table32, self.table, out))
-            if scale is None:
-                return out
+        measured_first = self._limited  # likely limited again: measure, then one lookup through the scaled table
+        if measured_first:
+            scale = power.scale_for(pairs.total(leds, self._sums16, self.table))
+        else:  # corrected and measured in one lookup; only a frame over the limit is looked up again
+            scale = power.scale_for(pairs.lookup_and_total(leds, self._table32, self.table, out))
         self._limited = scale is not None
         if scale is None:
-            return pairs.lookup(self._table16, self.table, out)
-        scaled = power.scaled_table(scale, self.table, self._scaled8)
-        return pairs.lookup(pair_table(scaled, self._scaled16, self._high), scaled, out)
+            return pairs.lookup(leds, self._table16, self.table, out) if measured_first else out
+        if measured_first:
+            scaled = power.scaled_table(scale, self.table, self._scaled8)
+            return pairs.lookup(leds, pair_table(scaled, self._scaled16, self._high), scaled, out)
+        scaled = power.scaled_table(scale, None, self._scaled8)  # ``out`` holds the corrected frame: scale it
+        return pairs.lookup(out, pair_table(scaled, self._scaled16, self._high), scaled, out)

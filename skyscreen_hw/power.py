@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from skyscreen_hw.color import PAIRS, PairIndex, pair_table
+from skyscreen_hw.color import PAIRS, PairLookup, pair_table
 from skyscreen_hw.config import ColorConfig
 
 EVEN_BYTES = np.uint64(0x00FF00FF00FF00FF)
@@ -82,7 +82,7 @@ class PowerLimit:
         self._lut16 = np.empty(PAIRS, np.uint16)
         self._high = np.empty((256, 1), np.uint16)
         self._sum = ByteSum()
-        self._pairs = PairIndex()
+        self._pairs = PairLookup()
 
     @property
     def enabled(self) -> bool:
@@ -107,8 +107,7 @@ class PowerLimit:
         """``floor(table * scale)`` as uint8 (``table`` defaults to the identity), into ``out`` if given."""
         out = self._lut if out is None else out
         np.multiply(self._identity if table is None else table, scale, out=self._values, dtype=np.float64)
-        np.floor(self._values, out=self._values)
-        np.copyto(out, self._values, casting="unsafe")
+        np.copyto(out, self._values, casting="unsafe")  # truncation: the floor of these non-negative values
         return out
 
     def __call__(self, leds: np.ndarray) -> np.ndarray:
@@ -118,5 +117,4 @@ class PowerLimit:
         if scale is None:
             return leds
         lut = self.scaled_table(scale)
-        self._pairs.load(leds)
-        return self._pairs.lookup(pair_table(lut, self._lut16, self._high), lut, leds)
+        return self._pairs.lookup(leds, pair_table(lut, self._lut16, self._high), lut, leds)

@@ -86,6 +86,20 @@ def test_correction_with_a_power_limit_is_exactly_the_limit_after_the_correction
     assert fused.frames_limited == separate.frames_limited == 4
 
 
+def test_correction_with_a_power_limit_in_place() -> None:
+    cc = colour()
+    settings = config.ColorConfig(gamma=2.2, brightness=0.8, max_milliamps=1, led_milliamps=55.0)
+    fused, separate = PowerLimit(settings), PowerLimit(settings)
+    base = RNG.integers(0, 256, (1001, 3), dtype=np.uint8)
+    full = float(cc.table[base].astype(np.int64).sum()) * fused.milliamps_per_unit
+    for level in (2.0, 0.5, 0.4, 2.0):  # under, over after under, over after over, under after over
+        fused.max_milliamps = separate.max_milliamps = int(full * level)
+        leds = base.copy()
+        assert cc(leds, leds, fused) is leds
+        np.testing.assert_array_equal(leds, separate(cc(base, np.empty_like(base))))
+    assert fused.frames_limited == separate.frames_limited == 2
+
+
 def test_a_disabled_limit_is_plain_correction() -> None:
     cc = colour()
     leds = RNG.integers(0, 256, (300, 3), dtype=np.uint8)
