@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import math
+import socket
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -258,6 +259,23 @@ class NetworkOutputConfig(OutputConfig):
 
     required: ClassVar[dict[str, str]] = {"host": 'the controller\'s address or host name, e.g. host = "10.0.0.21"'}
 
+    def check(self, count: int) -> tuple[str, str] | None:
+        return self.check_host()
+
+    def check_host(self) -> tuple[str, str] | None:
+        """("host", why) when the host name does not resolve to an IPv4 address here; None when it does."""
+        if self.host == "multicast" and self.type == "e131":
+            return None
+        try:
+            socket.getaddrinfo(self.host, self.port, socket.AF_INET, socket.SOCK_DGRAM)
+        except (OSError, UnicodeError) as exc:
+            return (
+                "host",
+                f"{self.host!r} does not resolve to an IPv4 address here ({exc}): write the controller's address,"
+                ' e.g. host = "10.0.0.21", or a name this machine resolves (/etc/hosts, DNS, mDNS)',
+            )
+        return None
+
 
 @dataclass(frozen=True)
 class DdpOutputConfig(NetworkOutputConfig):
@@ -271,7 +289,7 @@ class DdpOutputConfig(NetworkOutputConfig):
     def check(self, count: int) -> tuple[str, str] | None:
         if self.packet_bytes % self.channels:
             return "packet_bytes", f"{self.packet_bytes} is not a multiple of {self.channels} (bytes per LED)"
-        return None
+        return self.check_host()
 
 
 @dataclass(frozen=True)
@@ -301,7 +319,7 @@ class UniverseOutputConfig(NetworkOutputConfig):
                 f"{count} LEDs need universes {self.universe}..{last}, past the last one, {self.last_universe}:"
                 " split the LEDs over several [[outputs]] or raise channels_per_universe",
             )
-        return None
+        return self.check_host()
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,8 @@ class Pipeline:
         self.power(leds)
         for part, out in self.parts:
             out.show(leds[part])
+        for _, out in self.parts:
+            out.end_frame()
 
     def blank(self, outputs: list[tuple[slice, Output]], log: logging.Logger) -> None:
         """One all-black frame to ``outputs``."""
@@ -126,6 +128,11 @@ class Pipeline:
         for part, out in outputs:
             try:
                 out.show(black[part])
+            except (SkyscreenError, OSError) as exc:
+                log.warning("blanking %s: %s", out.name, exc)
+        for _, out in outputs:
+            try:
+                out.end_frame()
             except (SkyscreenError, OSError) as exc:
                 log.warning("blanking %s: %s", out.name, exc)
 

@@ -50,6 +50,13 @@ class Output(ABC):
     def show(self, leds: np.ndarray) -> None:
         """Send one frame: ``leds`` is ``(count, 3)`` uint8 RGB, reused by the caller after this returns."""
 
+    def end_frame(self) -> None:  # noqa: B027 - a default: most outputs send in show()
+        """Called after every output's show() for one frame; default nothing.
+
+        Outputs that must act together (network controllers told to show a frame only once every one
+        of them has its data) stage the frame in ``show`` and send it here.
+        """
+
     def close(self) -> None:  # noqa: B027 - a default: most outputs have something to release
         """Release the device; called once, after the final all-black ``show``."""
 
