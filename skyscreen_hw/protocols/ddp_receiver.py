@@ -1,0 +1,118 @@
+"""The DDP receiver rules as a pure state machine (the input's shell does the sockets).
+
+As WLED's and FPP's DDP receivers do them: data lands at its byte offset (10- and 14-byte headers, the
+timecode one too); the data type bytes senders use are all taken: 0 (undefined), 0x01 (the legacy RGB of
+older senders), 0x0B (RGB, 8 bits) as RGB, and 0x1B (RGBW, 8 bits) with the white folded into red, green
+and blue (saturating). Once any sender has set the push flag, data waits for a push and lands whole
+(WLED's rule); after 2.5 s without a push, data lands at once again. A status query (query flag, ID 251)
+is answered with a JSON reply, so discovery tools (xLights, FPP) see the display. Data past the display's
+end is cut; a packet starting past it is dropped and counted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+import numpy as np
+
+from skyscreen_hw.protocols import ProtocolError, ddp
+from skyscreen_hw.protocols.universe_receiver import IGNORED, MALFORMED, PAST_THE_END, SILENCE, Receiver
+
+DESTINATION_CONFIG, DESTINATION_STATUS = 250, 251
+RGB_TYPES = frozenset({0x00, 0x01, ddp.TYPE_RGB8})
+REPLY_FLAGS = ddp.VERSION_1 | ddp.FLAG_REPLY | ddp.FLAG_PUSH
+
+
+def status_reply(sequence: int, status: Mapping[str, object]) -> bytes:
+    """The reply to a status query: a DDP packet from ID 251 carrying ``{"status": {...}}``."""
+    body = json.dumps({"status": dict(status)}, separators=(",", ":")).encode()
+    return bytes([REPLY_FLAGS, sequence & ddp.SEQUENCE_MASK, 0, DESTINATION_STATUS]) + (
+        (0).to_bytes(4, "big") + len(body).to_bytes(2, "big") + body
+    )
+
+
+class DdpReceiver(Receiver):
+    """DDP datagrams into the display's ``size`` bytes (RGB, 3 a pixel)."""
+
+    def __init__(self, size: int, status: Mapping[str, object] | None = None) -> None:
+        super().__init__(size)
+        self.status = dict(status or {})
+        self.pending = np.zeros_like(self.image)  # what the senders wrote since the last push
+        self.lo, self.hi = size, 0  # the range of ``pending`` written since the last push
+        self.last_push = -1.0  # when the last push arrived; -1 = never: data lands at once
+        self.pushes = 0
+
+    @property
+    def push_mode(self) -> bool:
+        return self.last_push >= 0
+
+    def datagram(self, data: bytes | bytearray | memoryview, sender: object, now: float) -> bytes | None:
+        """One UDP datagram; the reply to send back to ``sender``, if any."""
+        try:
+            packet = ddp.parse(data)
+        except ProtocolError as exc:
+            self.drop(MALFORMED, str(exc))
+            return None
+        if packet.reply:
+            self.drop(IGNORED, "a reply (another display's)")
+            return None
+        if packet.query:
+            if packet.destination == DESTINATION_STATUS:
+                self.packets += 1
+                self.heard(sender, now)
+                return status_reply(packet.sequence, self.status)
+            self.drop(IGNORED, f"query for ID {packet.destination}")
+            return None
+        if packet.destination not in (ddp.DESTINATION_DISPLAY, ddp.DESTINATION_ALL):
+            self.drop(IGNORED, f"data for ID {packet.destination}")
+            return None
+        self.heard(sender, now)
+        self.write(packet.data_type, packet.offset, packet.data, packet.push, now)
+        return None
+
+    def write(self, kind: int, offset: int, data: bytes | memoryview, push: bool, now: float) -> None:
+        """One data packet's fields: ``data`` for byte ``offset``, in data type ``kind``."""
+        if kind in RGB_TYPES:
+            start, pixels = offset, np.frombuffer(data, dtype=np.uint8)
+        elif kind == ddp.TYPE_RGBW8:
+            skip = -offset % 4  # a cut RGBW pixel at the start is skipped
+            rgbw = np.frombuffer(data, dtype=np.uint8)[skip:]
+            rgbw = rgbw[: rgbw.size - rgbw.size % 4].reshape(-1, 4)
+            folded = rgbw[:, :3] + rgbw[:, 3:].astype(np.uint16)
+            start, pixels = (offset + skip) // 4 * 3, np.minimum(folded, 255).astype(np.uint8).reshape(-1)
+        else:
+            self.drop(IGNORED, f"data type 0x{kind:02x} (not RGB or RGBW, 8 bits)")
+            return
+        if pixels.size and start >= self.size:
+            self.drop(PAST_THE_END, f"offset {offset} past the display's {self.size} bytes")
+            return
+        self.packets += 1
+        end = min(start + pixels.size, self.size)
+        if push:
+            if not self.push_mode:  # from now on data waits for a push: pending starts as the image
+                self.pending[:] = self.image
+                self.lo, self.hi = self.size, 0
+            self.last_push = now
+            self.pushes += 1
+        if not self.push_mode:
+            self.image[start:end] = pixels[: end - start]
+            self.changed = True
+            return
+        if end > start:
+            self.pending[start:end] = pixels[: end - start]
+            self.lo, self.hi = min(self.lo, start), max(self.hi, end)
+        if push:
+            self._land()
+
+    def _land(self) -> None:
+        if self.hi > self.lo:
+            self.image[self.lo : self.hi] = self.pending[self.lo : self.hi]
+            self.changed = True
+        self.lo, self.hi = self.size, 0
+
+    def tick(self, now: float) -> None:
+        """No push for 2.5 s: what waits lands, and data lands at once again (a sender without pushes)."""
+        if self.push_mode and now - self.last_push > SILENCE:
+            self._land()
+            self.last_push = -1.0
