@@ -32,7 +32,7 @@ from skyscreen_hw.compositor import CanvasLike, CanvasOverlay
 from skyscreen_hw.config import Config
 from skyscreen_hw.errors import ConfigError, SkyscreenError
 from skyscreen_hw.layouts import Layout, LedGather
-from skyscreen_hw.mixer import FRAME, Mixer, Source
+from skyscreen_hw.mixer import FRAME, LEDS, Mixer, Source
 from skyscreen_hw.outputs import Output, OutputPlan, close_all, open_output, plan
 from skyscreen_hw.outputs.live import LiveView
 from skyscreen_hw.power import PowerLimit
@@ -174,6 +174,7 @@ class Daemon:
         self.mixer.add(self.frame_source)
         layout = layouts.build(self.config)
         self._start_network(layout)
+        self._start_inputs(layout)
         plans = plan(self.config, layout, simulate=self.options.simulate)
         if self.options.simulate and not _has_display():
             self.log.info("--simulate: no display here, the simulator runs headless (--snapshot PATH saves it)")
@@ -213,6 +214,19 @@ class Daemon:
             live=LiveView(layout, self.log),
         )
         self.server.start()
+
+    def _start_inputs(self, layout: Layout) -> None:
+        """[[inputs]]: each a source of the mixer, listening on the network runtime (closed with the sources)."""
+        if not self.config.inputs:
+            return
+        from skyscreen_hw.net.runtime import NetworkRuntime
+        from skyscreen_hw.sources.network_inputs import open_inputs
+
+        if self.runtime is None:
+            self.runtime = NetworkRuntime(self.log)
+            self.runtime.start()
+        for source in open_inputs(self.config, layout.count, self.mixer, self.runtime, self.log):
+            self.mixer.add(source)
 
     def shutdown(self) -> None:
         """The one shutdown path: snapshot, black frame to every output, close everything."""
@@ -352,6 +366,10 @@ class Daemon:
             if (keys is None or f.name in keys)
             and getattr(getattr(new, section), f.name) != getattr(getattr(old, section), f.name)
         ]
+        if new.inputs != old.inputs:
+            restart.append("[[inputs]]")
+        elif any(i.address == LEDS for i in new.inputs) and (new.layout, new.frame) != (old.layout, old.frame):
+            restart.append('[layout] (it sizes [[inputs]] with address = "leds")')
         if restart:
             raise ConfigError(
                 f"{new.source}: {', '.join(restart)} changed: that needs a restart (systemctl restart skyscreen)"

@@ -257,3 +257,63 @@ def c_writer() -> Iterator[Path]:
         yield binary
     finally:
         shutil.rmtree(where, ignore_errors=True)
+
+
+# -- network inputs in this process, on a real network runtime (tests/test_inputs_*.py, tests/test_opc.py) --
+
+
+class InputRig:
+    """A network runtime and a mixer; ``start(config)`` makes an [[inputs]] source listening on loopback."""
+
+    def __init__(self) -> None:
+        import logging
+
+        from skyscreen_hw.mixer import Mixer
+        from skyscreen_hw.net.runtime import NetworkRuntime
+
+        self.log = logging.getLogger("skyscreen-test-inputs")
+        self.runtime = NetworkRuntime(self.log)
+        self.runtime.start()
+        self.mixer = Mixer()
+        self.sources: list[Any] = []
+
+    def start(self, config: Any, frame: tuple[int, int] = (2, 4), leds: int = 8, number: int = 1) -> Any:
+        from skyscreen_hw.sources.network_inputs import create_input
+
+        source = create_input(config, number, frame, leds, self.mixer, self.runtime, self.log)
+        source.start()
+        self.sources.append(source)
+        self.mixer.add(source)
+        return source
+
+    def frames(self, source: Any, count: int, timeout: float = 10.0) -> Any:
+        """Wait until ``source`` made ``count`` deliveries in all; a copy of its front buffer (bounded wait)."""
+        deadline = time.monotonic() + timeout
+        while source.stats.frames < count and time.monotonic() < deadline:
+            time.sleep(0.005)
+        with self.mixer.cond:
+            if source.stats.frames < count:
+                made = source.stats.frames
+                raise AssertionError(f"{source.name}: {made} deliveries, not {count}: {source.dropped()}")
+            return source.front.copy()
+
+    def until(self, check: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}")
+            time.sleep(0.005)
+
+    def close(self) -> None:
+        for source in self.sources:
+            source.close()
+        self.runtime.stop()
+
+
+@pytest.fixture
+def input_rig() -> Iterator[InputRig]:
+    rig = InputRig()
+    try:
+        yield rig
+    finally:
+        rig.close()

@@ -1,0 +1,700 @@
+"""Network inputs ([[inputs]]): DDP, E1.31 (sACN), Art-Net and OpenPixelControl as sources of the mixer.
+
+Each input is a thin asyncio shell on the daemon's network runtime around a pure receiver
+(skyscreen_hw.protocols.*_receiver, opc): the shell owns the socket, the allow-list and the counters;
+the receiver owns the protocol's rules and the image (the display's bytes as the senders define them
+now; only whole, synchronized states land there). After each drained burst of datagrams (not per
+packet) a changed image is copied into the source's back buffer and delivered to the mixer: one copy.
+
+``address = "frame"``: the channels are the frame's bytes (row-major RGB, mapped through the layout like
+the shared frame); ``address = "leds"``: the channels are LEDs in wiring order (what xLights, FPP and WLED
+senders expect). Who may send: ``bind`` (127.0.0.1 unless configured) and ``allow`` (networks, loopback
+unless configured); datagrams and connections from elsewhere are counted and dropped.
+
+Every bad packet is counted by kind (STATUS) and the first of each kind is logged once per input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import errno
+import ipaddress
+import logging
+import os
+import socket
+import struct
+import time
+from typing import Any
+
+import numpy as np
+
+from skyscreen_hw.config import (
+    ArtnetInputConfig,
+    Config,
+    DdpInputConfig,
+    E131InputConfig,
+    InputConfig,
+    OpcInputConfig,
+)
+from skyscreen_hw.errors import SkyscreenError
+from skyscreen_hw.mixer import FRAME, Mixer, Source
+from skyscreen_hw.net.runtime import NetworkRuntime, describe_address
+from skyscreen_hw.protocols import e131, opc
+from skyscreen_hw.protocols.artnet_receiver import ArtnetReceiver
+from skyscreen_hw.protocols.ddp_receiver import DdpReceiver
+from skyscreen_hw.protocols.e131_receiver import E131Receiver
+from skyscreen_hw.protocols.universe_receiver import NOT_ALLOWED, OVERRUN, Receiver, UniversePlan
+
+TICK = 0.25  # seconds between timer runs: sync loss, rates, slow OPC clients, receive-buffer overruns
+RATE_WINDOW = 4  # timer runs the packets/s and frames/s figures span (1 s)
+RECEIVE_BUFFER = 8 << 20  # bytes asked for SO_RCVBUF: a few frames of the dome (the kernel caps it)
+MAX_DATAGRAM = 65535
+BURST = 4096  # datagrams read in one go before other work on the loop gets a turn
+ALLOW_CACHE = 1024  # sender addresses whose verdict is remembered
+START_TIMEOUT = 10.0
+IGMP_MEMBERSHIPS = "/proc/sys/net/ipv4/igmp_max_memberships"
+MAX_MEMBERSHIP_SOCKETS = 64  # extra sockets holding multicast groups beyond the per-socket limit
+
+OPC_MAX_CLIENTS = 16
+OPC_MESSAGE_TIMEOUT = 10.0  # seconds a client may take over one message before it is disconnected
+OPC_READ_LIMIT = 1 << 16  # bytes asyncio reads at once from a client
+SLOW = "too slow"
+TOO_MANY_CLIENTS = "too many clients"
+
+IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)  # Linux <linux/in.h>; Python 3.12 names it
+
+
+class InputError(SkyscreenError):
+    """An [[inputs]] entry cannot start (its address is taken, its universes do not fit)."""
+
+
+# -- who may send ------------------------------------------------------------------------------------
+
+
+class AllowList:
+    """``allow`` networks; verdicts cached per sender address (bounded)."""
+
+    def __init__(self, networks: tuple[str, ...]) -> None:
+        self.networks = [ipaddress.ip_network(n, strict=False) for n in networks]
+        self._cache: dict[str, bool] = {}
+
+    def __call__(self, host: str) -> bool:
+        verdict = self._cache.get(host)
+        if verdict is None:
+            verdict = self._check(host)
+            if len(self._cache) >= ALLOW_CACHE:
+                self._cache.clear()
+            self._cache[host] = verdict
+        return verdict
+
+    def _check(self, host: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip.version == n.version and ip in n for n in self.networks)
+
+
+# -- the source every input is ------------------------------------------------------------------------
+
+
+class InputSource(Source):
+    """One [[inputs]] entry in the mixer: counters, rates, the log-once rule and delivery."""
+
+    def __init__(
+        self,
+        config: InputConfig,
+        number: int,
+        shape: tuple[int, ...],
+        receiver: Receiver,
+        mixer: Mixer,
+        runtime: NetworkRuntime,
+        log: logging.Logger,
+    ) -> None:
+        super().__init__(f"{config.type} input #{number}", shape, config.priority, config.timeout, config.address)
+        self.kind = f"{config.type} input"
+        self.config = config
+        self.key = f"[[inputs]] #{number} ({config.type})"
+        self.receiver = receiver
+        self.mixer = mixer
+        self.runtime = runtime
+        self.log = log
+        self.allowed = AllowList(config.allow)
+        self.where = f"{config.bind}:{config.port}"
+        self.not_allowed = 0
+        self.overruns = 0
+        self._history: collections.deque[tuple[float, int, int]] = collections.deque(maxlen=RATE_WINDOW + 1)
+        self._timer: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    @property
+    def size(self) -> int:
+        return self.receiver.size
+
+    # -- counters -------------------------------------------------------------------------------------
+
+    def refuse(self, host: str) -> None:
+        """A datagram or connection from a sender ``allow`` does not name."""
+        self.not_allowed += 1
+        if self.not_allowed == 1:
+            self.log.warning(
+                "%s: dropping packets from %s, which %s allow does not name (counted in STATUS)",
+                self.name,
+                host,
+                self.key,
+            )
+
+    def dropped(self) -> dict[str, int]:
+        """Dropped packets by kind (malformed, out of sequence, not allowed, receive buffer overrun, ...)."""
+        counts = dict(self.receiver.dropped)
+        if self.not_allowed:
+            counts[NOT_ALLOWED] = self.not_allowed
+        if self.overruns:
+            counts[OVERRUN] = self.overruns
+        return counts
+
+    def rates(self) -> tuple[float, float]:
+        """(packets/s, frames/s) over the last second."""
+        h = self._history
+        if len(h) < 2 or h[-1][0] <= h[0][0]:
+            return 0.0, 0.0
+        dt = h[-1][0] - h[0][0]
+        return (h[-1][1] - h[0][1]) / dt, (h[-1][2] - h[0][2]) / dt
+
+    def figures(self, now: float) -> dict[str, Any]:
+        """Plain values for the daemon's report (STATUS, /status)."""
+        packets, frames = self.rates()
+        return {
+            "listen": self.where,
+            "address": self.address,
+            "packets": self.receiver.packets,
+            "packets_per_second": round(packets, 1),
+            "frames_per_second": round(frames, 1),
+            "senders": self.receiver.senders_live(now),
+            "senders_seen": len(self.receiver.senders),
+            "dropped": self.dropped(),
+        }
+
+    def describe(self, now: float) -> str:
+        packets, frames = self.rates()
+        state = "live" if self.live(now) else "idle"
+        text = f"{self.name} {self.where} ({state}, {self.receiver.senders_live(now)} senders"
+        if packets:
+            text += f", {packets:.0f} packets/s, {frames:.0f} frames/s"
+        dropped = self.dropped()
+        if dropped:
+            text += f", dropped {sum(dropped.values())}: " + ", ".join(f"{n} {k}" for k, n in dropped.items())
+        return text + ")"
+
+    # -- delivery -------------------------------------------------------------------------------------
+
+    def after_burst(self, now: float) -> None:
+        """Log each new kind of drop once, run the receiver's timers, deliver a changed image."""
+        receiver = self.receiver
+        if receiver.notices:
+            for kind, detail in receiver.notices:
+                self.log.warning("%s: dropping %s packets: %s (counted in STATUS)", self.name, kind, detail)
+            receiver.notices.clear()
+        receiver.tick(now)
+        if receiver.take():
+            back = self.back.reshape(-1)  # a view: the buffers swap at each delivery
+            np.copyto(back, receiver.image[: back.size])
+            self.mixer.deliver(self)
+
+    # -- the timer (on the loop) ----------------------------------------------------------------------
+
+    def _start_timer(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(TICK, self._on_timer)
+
+    def _on_timer(self) -> None:
+        if self._closed:
+            return
+        now = time.monotonic()
+        self.timer(now)
+        self._history.append((now, self.receiver.packets, self.stats.frames))
+        self.after_burst(now)
+        self._start_timer()
+
+    def timer(self, now: float) -> None:
+        """What a kind of input checks a few times a second (overruns, slow clients)."""
+
+    def start(self) -> None:
+        try:
+            self.runtime.call(self._open(), timeout=START_TIMEOUT)
+        except SkyscreenError:
+            raise
+        except OSError as exc:
+            raise InputError(
+                f"{self.key}: cannot listen on {self.where}: {exc.strerror or exc}"
+                f" (is another program using port {self.config.port}? choose another port, or bind)"
+            ) from None
+        self.runtime.register(self.name, self._close)
+        self.log.info("%s: listening on %s, %s", self.name, self.where, self.coverage())
+
+    def coverage(self) -> str:
+        return f"{self.size} bytes ({self.address})"
+
+    def close(self) -> None:
+        self.runtime.unregister(self._close)
+        if self.runtime.running:
+            with contextlib.suppress(SkyscreenError):
+                self.runtime.call(self._close(), timeout=START_TIMEOUT)
+        self._closed = True
+
+    async def _open(self) -> None:
+        raise NotImplementedError
+
+    async def _close(self) -> None:
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+# -- UDP inputs -----------------------------------------------------------------------------------------
+
+
+def _udp_socket(host: str, port: int, reuse: bool = False) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        if reuse:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        for option in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
+            if option is None:
+                continue
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, option, RECEIVE_BUFFER)
+                break
+            except OSError:  # SO_RCVBUFFORCE needs CAP_NET_ADMIN; SO_RCVBUF is capped by net.core.rmem_max
+                continue
+        sock.setblocking(False)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def socket_drops(sock: socket.socket) -> int | None:
+    """Datagrams the kernel dropped on ``sock`` (receive buffer full): /proc/net/udp's drops column."""
+    try:
+        inode = os.fstat(sock.fileno()).st_ino
+        table = "/proc/net/udp6" if sock.family == socket.AF_INET6 else "/proc/net/udp"
+        with open(table, encoding="ascii") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) > 12 and fields[9] == str(inode):
+                    return int(fields[-1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+class UdpInput(InputSource):
+    """A UDP input: drains its socket(s) when readable, hands each allowed datagram to the receiver."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sockets: list[socket.socket] = []  # sockets read (the first is the configured one)
+        self.memberships: list[socket.socket] = []  # sockets that only hold multicast groups
+        self._buffer = bytearray(MAX_DATAGRAM)
+        self._view = memoryview(self._buffer)
+        self._drops_base = 0
+        self.port = 0
+
+    async def _open(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            first = _udp_socket(self.config.bind, self.config.port, reuse=self.reuse_address)
+            self.sockets.append(first)
+            self.port = first.getsockname()[1]
+            self.where = describe_address(first.family, first.getsockname())
+            self.open_more()
+            for sock in self.sockets:
+                loop.add_reader(sock.fileno(), self._on_readable, sock)
+        except BaseException:
+            await self._close()
+            raise
+        self._drops_base = socket_drops(self.sockets[0]) or 0
+        self._start_timer()
+
+    reuse_address = False
+
+    def open_more(self) -> None:
+        """More sockets for a kind of input (E1.31 multicast)."""
+
+    async def _close(self) -> None:
+        await super()._close()
+        loop = asyncio.get_running_loop()
+        for sock in self.sockets:
+            with contextlib.suppress(ValueError, OSError):
+                loop.remove_reader(sock.fileno())
+            sock.close()
+        for sock in self.memberships:
+            sock.close()
+        self.sockets, self.memberships = [], []
+
+    def _on_readable(self, sock: socket.socket) -> None:
+        recv = sock.recvfrom_into
+        view, allowed, handle = self._view, self.allowed, self.handle
+        now = time.monotonic()
+        for _ in range(BURST):
+            try:
+                n, sender = recv(self._buffer)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:  # e.g. ICMP errors from replies: nothing to read this time
+                self.log.debug("%s: %s", self.name, exc)
+                break
+            if not allowed(sender[0]):
+                self.refuse(sender[0])
+                continue
+            handle(view[:n], sender, now, sock)
+        self.after_burst(now)
+
+    def handle(self, data: memoryview, sender: Any, now: float, sock: socket.socket) -> None:
+        """One allowed datagram from ``sender`` that arrived on ``sock``."""
+        raise NotImplementedError
+
+    def timer(self, now: float) -> None:
+        if self.sockets:
+            drops = socket_drops(self.sockets[0])
+            if drops is not None and drops - self._drops_base > self.overruns:
+                if not self.overruns:
+                    self.log.warning(
+                        "%s: the receive buffer overflowed: datagrams lost (raise net.core.rmem_max; counted"
+                        " in STATUS)",
+                        self.name,
+                    )
+                self.overruns = drops - self._drops_base
+
+
+class DdpInput(UdpInput):
+    def __init__(self, *args: Any, status: dict[str, object], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.status = status
+
+    def handle(self, data: memoryview, sender: Any, now: float, sock: socket.socket) -> None:
+        reply = self.receiver.datagram(data, sender, now)  # type: ignore[attr-defined]
+        if reply is not None:
+            with contextlib.suppress(OSError):
+                sock.sendto(reply, sender)
+
+
+class E131Input(UdpInput):
+    """E1.31: unicast on ``bind``; multicast groups 239.255.hi.lo of every universe taken."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.joined: set[int] = set()  # universes and sync addresses whose groups are joined
+        self._holder: socket.socket | None = None  # the socket taking the next memberships
+        self._wildcard = False
+
+    def coverage(self) -> str:
+        plan = self.receiver.plan  # type: ignore[attr-defined]
+        return f"universes {plan.first}-{plan.last}, {plan.per} channels each ({self.address})"
+
+    def handle(self, data: memoryview, sender: Any, now: float, sock: socket.socket) -> None:
+        self.receiver.datagram(data, sender, now)  # type: ignore[attr-defined]
+
+    @property
+    def reuse_address(self) -> bool:  # type: ignore[override]
+        return True
+
+    def open_more(self) -> None:
+        """Join the universes' groups: on the wildcard socket itself, else on a second socket bound to
+        the wildcard (multicast reaches only sockets bound to it) joined on ``bind``'s interface."""
+        first = self.sockets[0]
+        if first.family != socket.AF_INET:
+            return  # IPv6 multicast (ff18::83:00:hi:lo) is not joined: unicast only
+        bind = self.config.bind
+        self._wildcard = bind in ("0.0.0.0", "")
+        if self._wildcard:
+            self._holder = first
+        else:
+            self._holder = _udp_socket("0.0.0.0", self.port, reuse=True)
+            self.sockets.append(self._holder)
+            # only multicast on this one: unicast to other addresses of this machine is not ours
+            self._holder.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+        plan = self.receiver.plan  # type: ignore[attr-defined]
+        for universe in range(plan.first, plan.last + 1):
+            self.join(universe)
+
+    def join(self, universe: int) -> None:
+        """Join the multicast group of ``universe`` (or of a synchronization address); InputError if not."""
+        if self._holder is None or universe in self.joined:
+            return
+        interface = socket.inet_aton("0.0.0.0" if self._wildcard else self.config.bind)
+        group = struct.pack("4s4s", socket.inet_aton(e131.multicast_group(universe)), interface)
+        try:
+            self._holder.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, group)
+        except OSError as exc:
+            if exc.errno != errno.ENOBUFS or len(self.memberships) >= MAX_MEMBERSHIP_SOCKETS:
+                raise InputError(
+                    f"{self.key}: cannot join multicast group {e131.multicast_group(universe)} on"
+                    f" {self.config.bind}: {exc.strerror} (raise {IGMP_MEMBERSHIPS}, or send unicast)"
+                ) from None
+            # the per-socket limit (igmp_max_memberships, 20 by default): another socket holds the next
+            # groups; the receiving socket gets their datagrams too (IP_MULTICAST_ALL, on by default)
+            self._holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.memberships.append(self._holder)
+            self._holder.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, group)
+        self.joined.add(universe)
+
+    def after_burst(self, now: float) -> None:
+        named = self.receiver.sync_addresses  # type: ignore[attr-defined]
+        if self._holder is not None and not named <= self.joined:
+            for address in named - self.joined:
+                try:
+                    self.join(address)
+                except InputError as exc:
+                    self.log.warning("%s: %s", self.name, exc)
+                    self.joined.add(address)  # said once
+        super().after_burst(now)
+
+    def _on_readable(self, sock: socket.socket) -> None:
+        if sock is self.sockets[0]:
+            super()._on_readable(sock)
+            return
+        now = time.monotonic()
+        for _ in range(BURST):  # the multicast socket: recvmsg, to see where each datagram went
+            try:
+                data, ancillary, _flags, sender = sock.recvmsg(MAX_DATAGRAM, 64)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                break
+            if not _to_multicast(ancillary):
+                continue
+            if not self.allowed(sender[0]):
+                self.refuse(sender[0])
+                continue
+            self.receiver.datagram(data, sender, now)  # type: ignore[attr-defined]
+        self.after_burst(now)
+
+
+def _to_multicast(ancillary: list[tuple[int, int, bytes]]) -> bool:
+    for level, kind, data in ancillary:
+        if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(data) >= 12:
+            return ipaddress.IPv4Address(data[8:12]).is_multicast
+    return False
+
+
+class ArtnetInput(UdpInput):
+    """Art-Net: ArtDmx and ArtSync in, ArtPollReplies out to whoever polls."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._local: dict[str, str] = {}
+
+    def coverage(self) -> str:
+        plan = self.receiver.plan  # type: ignore[attr-defined]
+        return f"port-addresses {plan.first}-{plan.last}, {plan.per} channels each ({self.address})"
+
+    def handle(self, data: memoryview, sender: Any, now: float, sock: socket.socket) -> None:
+        receiver: ArtnetReceiver = self.receiver  # type: ignore[assignment]
+        for reply in receiver.datagram(data, sender, now, self._local_ip(sender[0])):
+            with contextlib.suppress(OSError):
+                sock.sendto(reply, sender)
+
+    def _local_ip(self, host: str) -> str:
+        """This machine's address as ``host`` sees it (ArtPollReply carries it)."""
+        bind = self.config.bind
+        if bind not in ("0.0.0.0", "", "::"):
+            return bind if ":" not in bind else "0.0.0.0"
+        ip = self._local.get(host)
+        if ip is None:
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                    probe.connect((host, self.config.port))  # UDP connect sends nothing
+                    ip = probe.getsockname()[0]
+            except OSError:
+                ip = "0.0.0.0"
+            if len(self._local) >= ALLOW_CACHE:
+                self._local.clear()
+            self._local[host] = ip
+        return ip
+
+
+# -- OpenPixelControl (TCP) -------------------------------------------------------------------------------
+
+
+class OpcReceiver(Receiver):
+    """OPC set-pixels messages into the display's bytes (from pixel 0, cut at the display's end)."""
+
+    def message(self, msg: opc.Message) -> None:
+        kind = opc.classify(msg)
+        if kind is not None:
+            self.drop(kind, f"channel {msg.channel}, command {msg.command}, {len(msg.data)} bytes")
+            return
+        self.packets += 1
+        n = min(len(msg.data), self.size)
+        n -= n % 3
+        if n:
+            self.image[:n] = np.frombuffer(msg.data, dtype=np.uint8, count=n)
+            self.changed = True
+
+
+class _OpcConnection(asyncio.Protocol):
+    def __init__(self, server: OpcInput) -> None:
+        self.server = server
+        self.decoder = opc.OpcDecoder()
+        self.transport: asyncio.Transport | None = None
+        self.peer = ""
+        self.started = 0.0  # when the message under way began (0 = none under way)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if not isinstance(transport, asyncio.Transport):
+            transport.close()
+            return
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = str(peer[0]) if isinstance(peer, tuple) else ""
+        self.server.admit(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.server.received(self, data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.clients.discard(self)
+
+
+class OpcInput(InputSource):
+    """OPC on TCP: several clients at once (the latest message wins), TCP_NODELAY, bounded messages."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.clients: set[_OpcConnection] = set()
+        self.server: asyncio.base_events.Server | None = None
+        self.port = 0
+
+    async def _open(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(
+            lambda: _OpcConnection(self), self.config.bind, self.config.port, reuse_address=True
+        )
+        sock = self.server.sockets[0]
+        self.port = sock.getsockname()[1]
+        self.where = describe_address(sock.family, sock.getsockname())
+        self._start_timer()
+
+    async def _close(self) -> None:
+        await super()._close()
+        server, self.server = self.server, None
+        for client in list(self.clients):
+            if client.transport is not None:
+                client.transport.abort()
+        self.clients.clear()
+        if server is not None:
+            server.close()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(server.wait_closed(), START_TIMEOUT)
+
+    def admit(self, client: _OpcConnection) -> None:
+        transport = client.transport
+        if transport is None:
+            return
+        if not self.allowed(client.peer):
+            self.refuse(client.peer)
+            transport.abort()
+            return
+        if len(self.clients) >= OPC_MAX_CLIENTS:
+            self.receiver.drop(TOO_MANY_CLIENTS, f"more than {OPC_MAX_CLIENTS} clients at once")
+            transport.abort()
+            return
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        transport.set_write_buffer_limits(0)
+        self.clients.add(client)
+        self.receiver.heard(client.peer + f":{id(client)}", time.monotonic())
+
+    def received(self, client: _OpcConnection, data: bytes) -> None:
+        now = time.monotonic()
+        receiver: OpcReceiver = self.receiver  # type: ignore[assignment]
+        for msg in client.decoder.feed(data):
+            receiver.message(msg)
+        client.started = (client.started or now) if client.decoder.partial else 0.0
+        receiver.heard(client.peer + f":{id(client)}", now)
+        self.after_burst(now)
+
+    def timer(self, now: float) -> None:
+        for client in list(self.clients):
+            if client.started and now - client.started > OPC_MESSAGE_TIMEOUT and client.transport is not None:
+                self.receiver.drop(SLOW, f"{client.peer} took over {OPC_MESSAGE_TIMEOUT:g} s for one message")
+                client.transport.abort()
+                self.clients.discard(client)
+
+
+# -- making the inputs from the configuration ---------------------------------------------------------------
+
+
+def _shape(config: InputConfig, frame: tuple[int, int], leds: int) -> tuple[int, ...]:
+    return (frame[0], frame[1], 3) if config.address == FRAME else (leds, 3)
+
+
+def _plan(config: E131InputConfig | ArtnetInputConfig, size: int, key: str, last: int) -> UniversePlan:
+    plan = UniversePlan(config.universe, config.channels_per_universe, size)
+    if plan.last > last:
+        raise InputError(
+            f"{key} universe: {size} bytes need universes {plan.first}..{plan.last}, past the last one, {last}:"
+            " lower universe or raise channels_per_universe"
+        )
+    return plan
+
+
+def create_input(
+    config: InputConfig,
+    number: int,
+    frame: tuple[int, int],
+    leds: int,
+    mixer: Mixer,
+    runtime: NetworkRuntime,
+    log: logging.Logger,
+) -> InputSource:
+    """One input source, not started."""
+    shape = _shape(config, frame, leds)
+    size = int(np.prod(shape))
+    key = f"[[inputs]] #{number}"
+    args: tuple[Any, ...]
+    if isinstance(config, DdpInputConfig):
+        status = {"man": "skyscreen-hw", "mod": "LED display", "ver": "1.0", "push": True, "ntp": False}
+        args = (config, number, shape, DdpReceiver(size, status), mixer, runtime, log)
+        return DdpInput(*args, status=status)
+    if isinstance(config, E131InputConfig):
+        plan = _plan(config, size, key, e131.MAX_UNIVERSE)
+        return E131Input(config, number, shape, E131Receiver(plan), mixer, runtime, log)
+    if isinstance(config, ArtnetInputConfig):
+        from skyscreen_hw.protocols import artnet
+
+        plan = _plan(config, size, key, artnet.MAX_PORT_ADDRESS)
+        return ArtnetInput(config, number, shape, ArtnetReceiver(plan), mixer, runtime, log)
+    if isinstance(config, OpcInputConfig):
+        return OpcInput(config, number, shape, OpcReceiver(size), mixer, runtime, log)
+    raise InputError(f"{key} type: {config.type!r} has no input here")
+
+
+def open_inputs(
+    config: Config, leds: int, mixer: Mixer, runtime: NetworkRuntime, log: logging.Logger
+) -> list[InputSource]:
+    """Every [[inputs]] entry started (listening); on a failure the ones started are closed again."""
+    started: list[InputSource] = []
+    frame = (config.frame.height, config.frame.width)
+    try:
+        for number, entry in enumerate(config.inputs, 1):
+            source = create_input(entry, number, frame, leds, mixer, runtime, log)
+            source.start()
+            started.append(source)
+    except BaseException:
+        for source in started:
+            source.close()
+        raise
+    return started
+
