@@ -542,12 +542,15 @@ class ArtnetNode:
             self.log.debug("Art-Net: from %s: %s", source[0], exc)
             return
         self.polls += 1
+        if self.endpoint is None:
+            return
         ip = self._address_towards(source[0])
-        if self.endpoint is not None:
-            for reply in artnet.poll_replies(
-                ip, self.ports, report=f"#0001 [{self.polls % 10000:04d}] skyscreen-hw ok"
-            ):
-                self.endpoint.send(reply, (source[0], artnet.PORT))
+        report = f"#0001 [{self.polls % 10000:04d}] skyscreen-hw ok"
+        # to the Art-Net port of the poller, as nodes answer; and to the port it polled from, if another
+        destinations = {(source[0], artnet.PORT), (source[0], source[1])}
+        for reply in artnet.poll_replies(ip, self.ports, report=report):
+            for destination in destinations:
+                self.endpoint.send(reply, destination)
 
     def _address_towards(self, peer: str) -> str:
         """Our IPv4 address as ``peer`` sees it (what goes in the reply)."""
