@@ -6,11 +6,10 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from skyscreen_hw import config
 from skyscreen_hw.outputs.record import read_recording
-from skyscreen_hw.power import ByteSum, PowerLimit
+from skyscreen_hw.power import PowerLimit
 from skyscreen_hw.sources.shared_frame import FrameWriter
 
 DOME = 360 * 288
@@ -48,16 +47,6 @@ def test_zero_disables_the_limit() -> None:
     assert not power.enabled
     power(leds)
     assert (leds == 255).all()
-
-
-@pytest.mark.parametrize("size", [0, 1, 7, 8, 2047, 2048 * 3 + 5, 311040, 311041, 1 << 21])
-def test_the_byte_sum_is_exact(size: int) -> None:
-    total = ByteSum()
-    data = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8)
-    assert total(data) == int(data.astype(np.int64).sum())
-    data[:] = 255  # every 16-bit lane at its fullest
-    assert total(data) == 255 * size
-    assert total(data[::2]) == 255 * len(data[::2])  # not contiguous
 
 
 def test_the_scaled_frame_never_draws_more_than_the_limit_and_is_the_plain_formula() -> None:
