@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 APT_DEMO=(python3-venv python3-dev)
-APT_TEST=(python3-venv python3-dev gcc pkg-config libsystemd-dev systemd shellcheck chromium chromium-driver)  # systemd: systemd-analyze; chromium: tests/test_browser.py
+APT_TEST=(python3-venv python3-dev gcc pkg-config libsystemd-dev systemd shellcheck chromium chromium-driver ola ola-python)  # systemd: systemd-analyze; chromium: tests/test_browser.py; ola: tests/test_ola.py
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
