@@ -1,12 +1,16 @@
 """Demo patterns: ordinary pattern programs writing through the shared frame, like any other writer.
 
 Each pattern is a function ``(t, grid) -> (height, width, 3) uint8`` over a grid prepared once; dome
-patterns read frame rows as vanes (angle) and columns as the distance from the centre.
+patterns read frame rows as vanes (angle) and columns as the distance from the centre. ``fermat`` (in
+ORIGINAL_PATTERNS) is the original Skyscreen's fermat-spiral pattern ported with only its writer changed:
+it puts frame column 0 at the rim, so it is meant for ``[layout] orientation = "original"``.
 """
 
 from __future__ import annotations
 
+import colorsys
 import logging
+import math
 import signal
 import time
 from collections.abc import Callable
@@ -74,6 +78,33 @@ def bar(t: float, g: Grid) -> np.ndarray:
     return hsv(np.full(level.shape, np.mod(0.05 * t, 1.0)), 1.0, level)
 
 
+ORIGINAL_FPS = 30  # the original patterns advanced one step a frame; the port steps at this rate
+
+
+def fermat(t: float, g: Grid) -> np.ndarray:
+    """The original Skyscreen's patterns/fermat_spiral.py, ported with only its writer changed (and Python 3).
+
+    Its drawing is kept as it was, a loop over the spiral's points (a few hundred, in the writer), the
+    negative indices measuring the radius from the rim: column 0 is the rim on the original's renderer.
+    """
+    screen_vane_count, screen_max_magnitude = g.angle.shape[0], g.radius.shape[1]
+    count = int(t * ORIGINAL_FPS)
+    screen = np.zeros((screen_vane_count, screen_max_magnitude, 3))
+    a = 13
+    rotation_amount = 4
+    max_angle = int((screen_max_magnitude / a) ** 2)
+    for theta in range(1, max_angle):
+        r1 = a * math.sqrt(theta)
+        if int(r1) < screen_max_magnitude:
+            color = np.array(colorsys.hsv_to_rgb(((theta + count) % 100) / 100.0, 1, 1)) * 255
+            screen[theta % screen_vane_count][-int(r1) : -int(r1 - 3)] = color
+            screen[(theta + 180) % screen_vane_count][-int(r1) : -int(r1 - 3)] = screen[theta % screen_vane_count][
+                -int(r1)
+            ]
+    x = int(count * rotation_amount) % screen_vane_count
+    return np.concatenate([screen[x:, :, :], screen[:x, :, :]]).astype(np.uint8)
+
+
 PATTERNS: dict[str, Callable[[float, Grid], np.ndarray]] = {
     "noise": noise,
     "rainbow": rainbow,
@@ -81,6 +112,7 @@ PATTERNS: dict[str, Callable[[float, Grid], np.ndarray]] = {
     "spiral": spiral,
     "bar": bar,
 }
+ORIGINAL_PATTERNS: dict[str, Callable[[float, Grid], np.ndarray]] = {"fermat": fermat}  # for orientation "original"
 
 
 def run(

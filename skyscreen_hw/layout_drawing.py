@@ -12,15 +12,28 @@ from skyscreen_hw.layouts import Layout
 from skyscreen_hw.outputs.simulator import pixel_positions
 
 PATH_COLOUR = (70, 70, 110)
-LED_COLOUR = (200, 200, 200)
+FRAME_BLUE = 160  # LEDs are drawn red by frame column and green by frame row, over this much blue
+ORIGIN_COLOR = (0, 255, 255)
 FIRST_COLOUR = (0, 255, 0)
 LAST_COLOUR = (255, 40, 40)
 STRAND_COLOUR = (255, 200, 0)
 
 
+def frame_colors(layout: Layout) -> np.ndarray:
+    """(n, 3) uint8: each LED colored by the frame pixel it shows, red growing with the frame column and
+    green with the frame row (blue FRAME_BLUE): rotations, mirrors, crops and flat sampling show."""
+    h, w = layout.frame_shape
+    rows, cols = np.divmod(layout.frame_index, w)
+    red = np.round(cols * 255 / max(w - 1, 1))
+    green = np.round(rows * 255 / max(h - 1, 1))
+    return np.column_stack([red, green, np.full(layout.count, FRAME_BLUE)]).astype(np.uint8)
+
+
 def draw(layout: Layout, path: str | Path, size: int = 1024) -> None:
-    """Save a PNG: the wiring path as a line, every LED as a dot, LED 0 green, the last LED red (with a
-    ring), and the first LED of every strand (vane or row) yellow."""
+    """Save a PNG: the wiring path as a line, every LED as a dot colored by the frame pixel it shows
+    (``frame_colors``, so the effect of [[transforms]] shows), a cyan ring around the LED showing the
+    first frame pixel any LED shows, LED 0 green, the last LED red (with a ring), and the first LED of
+    every strand (vane or row) yellow."""
     try:
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
         import pygame
@@ -32,8 +45,9 @@ def draw(layout: Layout, path: str | Path, size: int = 1024) -> None:
     if layout.count > 1:
         pygame.draw.lines(surface, PATH_COLOUR, False, pixels.tolist(), 1)
     picture = pygame.surfarray.pixels3d(surface)
-    picture[pixels[:, 0], pixels[:, 1]] = LED_COLOUR
+    picture[pixels[:, 0], pixels[:, 1]] = frame_colors(layout)
     del picture  # unlock the surface
+    pygame.draw.circle(surface, ORIGIN_COLOR, pixels[int(np.argmin(layout.frame_index))].tolist(), 7, 2)
     per_strand = max(layout.count // max(layout.strands, 1), 1)
     for x, y in pixels[::per_strand].tolist():
         pygame.draw.circle(surface, STRAND_COLOUR, (x, y), 3)
@@ -55,4 +69,6 @@ def describe(layout: Layout) -> str:
         f"bounds x {xmin:.3f}..{xmax:.3f}, y {ymin:.3f}..{ymax:.3f}; median LED spacing {np.median(step):.4f}\n"
         f"LED 0 at ({layout.positions[0][0]:.3f}, {layout.positions[0][1]:.3f}) shows frame pixel"
         f" {divmod(int(layout.frame_index[0]), layout.frame_shape[1])}"
+        + "".join(f"\ntransform: {t}" for t in layout.transforms)
+        + f"\n{'strided views' if layout.view_plan is not None else 'index gather'} per frame"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -80,6 +81,20 @@ VARIANTS = [
         for s in (False, True)
     ],
     {"frame": {"width": 7, "height": 6}, "layout": {"type": "matrix", "width": 3, "height": 9}},
+    {"layout": {"orientation": "original", "serpentine": True}},
+    {"layout": {"orientation": "original", "vanes": 90, "leds_per_vane": 72}},
+    {"layout": {"serpentine": True}, "transforms": [{"type": "rotate", "degrees": 45}, {"type": "mirror"}]},
+    {
+        "frame": {"width": 6, "height": 6},
+        "layout": {"type": "matrix"},
+        "transforms": [{"type": "rotate", "degrees": 90}],
+    },
+    {"frame": {"width": 9, "height": 6}, "transforms": [{"type": "crop", "rows": [1, 4], "columns": [2, 5]}]},
+    {
+        "frame": {"width": 16, "height": 16},
+        "layout": {"vanes": 24, "leds_per_vane": 8},
+        "transforms": [{"type": "flat"}],
+    },
 ]
 
 
@@ -91,6 +106,26 @@ def test_gather_matches_plain_index_gather(sections: dict) -> None:
     out = np.empty((layout.count, 3), np.uint8)
     layouts.LedGather(layout)(frame, out)
     np.testing.assert_array_equal(out, frame.reshape(-1, 3)[layout.frame_index])
+
+
+def test_a_view_plan_that_disagrees_with_frame_index_is_refused() -> None:
+    """frame_index stays the truth: a plan producing another order is caught when the gather is made."""
+    m = _layout(frame={"width": 5, "height": 4}, layout={"type": "matrix"})
+
+    def wrong(frame: np.ndarray) -> list[tuple[slice, np.ndarray]]:
+        return [(slice(None), frame[::-1])]
+
+    with pytest.raises(LayoutError, match="view plan disagrees with frame_index"):
+        layouts.LedGather(dataclasses.replace(m, view_plan=wrong))
+
+
+def test_strided_plans_are_found_from_the_index_alone() -> None:
+    """A roll of the rows is two views; serpentine wiring splits even and odd rows; an irregular order none."""
+    index = np.roll(np.arange(12 * 5).reshape(12, 5), 3, axis=0).reshape(-1)
+    plan = layouts.strided_plan(index, (12, 5), (12, 5))
+    assert plan is not None and len(plan(np.zeros((12, 5, 3), np.uint8))) == 2
+    shuffled = np.random.default_rng(0).permutation(60)
+    assert layouts.strided_plan(shuffled, (12, 5), (12, 5)) is None
 
 
 def test_colour_correction_is_the_table_on_every_byte() -> None:
