@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import ipaddress
 import os
 import re
 import shutil
@@ -12,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -195,6 +197,34 @@ def test_every_shipped_configuration_is_found() -> None:
     assert DEPLOY / "skyscreen.toml" in SHIPPED_CONFIGS
 
 
+def loopback_controllers(text: str) -> str:
+    """Every network output's controller moved to its own 127.0.0.x (and "multicast" too): test traffic
+    never leaves this machine, whatever LAN addresses an example names. Nothing listens there."""
+    lines, section, n = [], "", 0
+    for line in text.splitlines():
+        if re.match(r"^\s*\[", line):
+            section = line.split("#", 1)[0].strip()
+        if section == "[[outputs]]" and re.match(r"^host\s*=", line):
+            n += 1
+            line = f'host = "127.0.0.{20 + n}"  # moved to loopback by the test'
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def test_loopback_controllers_moves_every_output_host_and_nothing_else() -> None:
+    text = loopback_controllers(
+        '[websocket]\nhost = "0.0.0.0"\n[[outputs]]\ntype = "ddp"\nhost = "10.0.0.21"\n'
+        '[[outputs]]   # a comment\ntype = "e131"\nhost = "multicast"\n[[inputs]]\nbind = "0.0.0.0"\n'
+    )
+    hosts = re.findall(r'^host = "([^"]*)"', text, flags=re.MULTILINE)
+    assert hosts == ["0.0.0.0", "127.0.0.21", "127.0.0.22"]
+    for path in SHIPPED_CONFIGS:  # and in every shipped file, no network output keeps a LAN address
+        cfg = config.parse(tomllib.loads(loopback_controllers(path.read_text())), str(path))
+        for out in cfg.outputs:
+            if isinstance(out, config.NetworkOutputConfig):
+                assert ipaddress.ip_address(out.host).is_loopback, (path, out.host)
+
+
 @pytest.mark.parametrize("path", SHIPPED_CONFIGS, ids=lambda p: str(p.relative_to(REPO)))
 def test_every_shipped_configuration_starts_the_daemon(path: Path, tmp_path: Path, display_name: str) -> None:
     """The daemon runs on each configuration file in the repo, as shipped (only the display name and the
@@ -202,6 +232,7 @@ def test_every_shipped_configuration_starts_the_daemon(path: Path, tmp_path: Pat
     text = path.read_text()
     text = re.sub(r'^name = "[^"]*"', f'name = "{display_name}"', text, count=1, flags=re.MULTILINE)
     text = re.sub(r"^port = 8765\b", "port = 0", text, count=1, flags=re.MULTILINE)
+    text = loopback_controllers(text)
     assert display_name in text
     cfg = tmp_path / path.name
     cfg.write_text(text)
