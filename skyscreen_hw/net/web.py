@@ -264,7 +264,8 @@ class LiveStreams:
         loop = asyncio.get_running_loop()
         compress = deflating(ws)
         period = 1.0 / options.fps
-        seen, generation = -1, -1
+        seen, generation = -1, self.live.picture.generation
+        await ws.send(await self._layout(self.live.picture, options))  # at once: the page draws the LEDs dark
         due = loop.time()
         while True:
             picture = await self.live.changed(seen)
