@@ -1,6 +1,9 @@
 """Frame path benchmark (same as `skyscreen-hw bench frame`)."""
 
-from skyscreen_hw.benchmarks import frame
+import argparse
+import sys
+
+from skyscreen_hw.benchmarks import run_all
 
 if __name__ == "__main__":
-    frame.run()
+    sys.exit(run_all(argparse.Namespace(name="frame", rounds=0)))

@@ -1,6 +1,9 @@
 """Serial output benchmark (same as `skyscreen-hw bench serial`)."""
 
-from skyscreen_hw.benchmarks import serial
+import argparse
+import sys
+
+from skyscreen_hw.benchmarks import run_all
 
 if __name__ == "__main__":
-    serial.run()
+    sys.exit(run_all(argparse.Namespace(name="serial", rounds=0)))

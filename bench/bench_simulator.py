@@ -1,6 +1,9 @@
 """Simulator benchmark (same as `skyscreen-hw bench simulator`)."""
 
-from skyscreen_hw.benchmarks import simulator
+import argparse
+import sys
+
+from skyscreen_hw.benchmarks import run_all
 
 if __name__ == "__main__":
-    simulator.run()
+    sys.exit(run_all(argparse.Namespace(name="simulator", rounds=0)))

@@ -1,6 +1,9 @@
 """Instruction stream benchmark (same as `skyscreen-hw bench websocket`)."""
 
-from skyscreen_hw.benchmarks import websocket
+import argparse
+import sys
+
+from skyscreen_hw.benchmarks import run_all
 
 if __name__ == "__main__":
-    websocket.run()
+    sys.exit(run_all(argparse.Namespace(name="websocket", rounds=0)))

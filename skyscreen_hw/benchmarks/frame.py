@@ -1,179 +1,457 @@
-"""Frame path benchmark: the 103,680-LED dome, wired serpentine, gamma 2.2, at 60 fps.
+"""Frame path benchmark: the 103,680-LED dome wired serpentine, gamma 2.2, brightness 0.8, at 60 fps.
 
-Measured in one run, on real shared memory and semaphores:
+Everything is measured in one run, against references measured in the same run:
 
-* ours: ``FrameReader.poll`` (semaphores + pread) + compositor (serpentine gather) + colour + power limit;
-* naive numpy: copy the mapped frame, gather it through an index array, look up gamma;
-* a per-LED Python loop (a few frames only: it is slow);
-* the real daemon process fed at 60 fps by a writer: its CPU time from /proc, as % of one core.
+1. **Steps, in this process** (hot caches; medians of ``--rounds`` frames): the frame path (poll +
+   gather + colour) against naive numpy and a per-LED Python loop; and each step's fast version against
+   the simple one: the canvas overlay against the masked ``np.copyto``, the gamma lookup against
+   ``table[leds]`` and the previous widening ``np.take``, the power limit against the previous widening
+   sum and byte table.
+2. **Whole processes** fed by one writer that always has the next frame ready, so each consumer sets its
+   own pace: the daemon (``python -m skyscreen_hw --record /dev/null``, ``outputs = []``, websocket on)
+   on the plain dome, with the canvas drawn, and with a power limit that scales every frame; against a C
+   consumer doing the same work the plainest fast way (bench/reference_consumer.c, built with
+   ``gcc -O2``: memcpy out of the mapping, fused serpentine + gamma table, write), paced like the daemon,
+   so both pay the same wake-ups. CPU per frame: the process's CPU time (every thread, from /proc) over a
+   window, divided by the frames it took. Windows take turns over a few rounds, consumers not being
+   measured are stopped (SIGSTOP) so they neither take frames nor load the machine, and figures are
+   medians of per-round values (the daemon / C ratio and the added costs pair windows of one round).
+
+Everything made in /dev/shm is removed at the end, also on errors and on SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
-import mmap
+import dataclasses
+import logging
 import os
+import shutil
+import signal
+import statistics
 import subprocess
-import sys
 import tempfile
 import time
-import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from skyscreen_hw import config as configuration
 from skyscreen_hw import layouts
-from skyscreen_hw.benchmarks import median_seconds
-from skyscreen_hw.color import ColorCorrection, gamma_table
-from skyscreen_hw.compositor import Compositor
+from skyscreen_hw.benchmarks import compare_seconds, median_seconds, report
+from skyscreen_hw.benchmarks.support import (
+    DaemonProcess,
+    cpu_seconds,
+    display_name,
+    displays,
+    stop_process,
+    terminated_by_sigterm,
+)
+from skyscreen_hw.color import ColorCorrection, gamma_table, pair_table
+from skyscreen_hw.compositor import CanvasOverlay, Compositor, canvas_samples
 from skyscreen_hw.power import PowerLimit
-from skyscreen_hw.sources.shared_frame import FrameReader, FrameWriter, frame_path, semaphore_names
+from skyscreen_hw.sources import instructions as ins
+from skyscreen_hw.sources.canvas import Canvas
+from skyscreen_hw.sources.shared_frame import FrameReader, FrameWriter
 
 FPS = 60
+HEIGHT, WIDTH = 360, 288
+GAMMA, BRIGHTNESS = 2.2, 0.8
+LED_MILLIAMPS = 55.0
+WINDOW = 0.5  # seconds of each measured window: short, so paired windows see the same machine
+WARMUP = 0.25  # seconds fed before each window (after SIGCONT)
+REPEATS = 12  # rounds of windows
+C_SOURCE = Path(__file__).resolve().parents[2] / "bench" / "reference_consumer.c"
+
+PLAIN, CANVAS, POWER = "daemon", "daemon, canvas drawn", "daemon, power limit"  # the daemons measured
+
+RATIO_BAR = 1.5  # daemon / C, plain dome
+CANVAS_BAR = 50e-6  # seconds a frame the canvas overlay may add
+POWER_BAR = 60e-6  # seconds a frame an active power limit may add
+PATH_BAR = 0.5  # in-process frame path / naive numpy
+CORE_BAR = 3.0  # % of one core for the daemon on the plain dome at 60 fps
 
 
-def _cleanup(name: str) -> None:
-    import posix_ipc
-
-    frame_path(name).unlink(missing_ok=True)
-    Path(f"/dev/shm/{name}.lock").unlink(missing_ok=True)
-    for sem in semaphore_names(name):
-        with contextlib.suppress(posix_ipc.ExistentialError):
-            posix_ipc.unlink_semaphore(sem)
-
-
-def _daemon_cpu(config_text: str, name: str, seconds: float, pace: bool = True) -> tuple[float, float]:
-    """Run the daemon fed by a writer (at 60 fps, or as fast as it takes frames); return (% of a core, fps)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = Path(tmp) / "bench.toml"
-        cfg.write_text(config_text)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "skyscreen_hw", "--config", str(cfg)],
-            stderr=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            with FrameWriter(name, 360, 288, timeout=2.0) as writer:
-                writer.frame[:] = np.random.default_rng(1).integers(0, 256, writer.frame.shape, np.uint8)
-                while not writer.flush(0.2):  # until the daemon is up
-                    if proc.poll() is not None:
-                        raise RuntimeError("daemon exited during the benchmark")
-                ticks = os.sysconf("SC_CLK_TCK")
-
-                def cpu() -> float:
-                    fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-                    return (int(fields[11]) + int(fields[12])) / ticks
-
-                for _ in range(FPS):  # warm up for a second
-                    writer.flush()
-                c0, t0, taken = cpu(), time.monotonic(), 0
-                next_frame = t0
-                while time.monotonic() - t0 < seconds:
-                    writer.frame[0, 0, 0] = taken & 0xFF
-                    taken += writer.flush()
-                    if pace:
-                        next_frame += 1 / FPS
-                        time.sleep(max(0.0, next_frame - time.monotonic()))
-                elapsed = time.monotonic() - t0
-                return 100 * (cpu() - c0) / elapsed, taken / elapsed
-        finally:
-            proc.terminate()
-            proc.wait(10)
-
-
-def run(args: argparse.Namespace | None = None) -> None:
-    rounds = (args.rounds if args and args.rounds else 0) or 300
-    name = f"bench-{uuid.uuid4().hex[:8]}"
-    config = configuration.parse(
-        {"frame": {"name": name}, "layout": {"serpentine": True}, "color": {"gamma": 2.2}}, "(benchmark)"
-    )
-    layout = layouts.build(config)
-    n = layout.count
-    try:
-        reader = FrameReader(name, 360, 288, _quiet_log())
-        writer = FrameWriter(name, 360, 288)
-        writer.frame[:] = np.random.default_rng(0).integers(0, 256, writer.frame.shape, np.uint8)
-        compositor = Compositor(layout)
-        color = ColorCorrection(config.color)
-        power = PowerLimit(config.color)
-        out = np.empty((n, 3), np.uint8)
-
-        def ours() -> None:
-            writer.ready.release()
-            frame = reader.poll(0.1)
-            power(color(compositor.compose(frame), out))
-            writer.done.acquire(0.1)
-
-        fd = os.open(frame_path(name), os.O_RDONLY)
-        mapped = np.frombuffer(mmap.mmap(fd, 360 * 288 * 3, prot=mmap.PROT_READ), np.uint8)
-        os.close(fd)
-        lut = gamma_table(2.2, 1.0)
-        index = layout.frame_index
-
-        def naive() -> None:
-            writer.ready.release()
-            reader.ready.acquire(0.1)
-            frame = np.array(mapped).reshape(-1, 3)
-            reader.done.release()
-            lut[frame[index]]
-            writer.done.acquire(0.1)
-
-        def per_led() -> None:
-            frame = bytes(mapped)
-            leds = bytearray(n * 3)
-            for i in range(n):
-                p = int(index[i]) * 3
-                leds[3 * i] = lut[frame[p]]
-                leds[3 * i + 1] = lut[frame[p + 1]]
-                leds[3 * i + 2] = lut[frame[p + 2]]
-
-        t_ours = median_seconds(ours, rounds)
-        t_naive = median_seconds(naive, rounds)
-        t_loop = median_seconds(per_led, 3, warmup=0)
-        writer.close()
-        reader.close()
-    finally:
-        _cleanup(name)
-    budget = 1 / FPS
-    print(f"dome {n} LEDs, serpentine, gamma 2.2; medians of {rounds} frames")
-    print(f"  frame path: {t_ours * 1e3:7.3f} ms/frame = {100 * t_ours / budget:5.2f}% of a core at {FPS} fps")
-    print(
-        f"  naive numpy copy+gather+gamma: {t_naive * 1e3:7.3f} ms/frame = {100 * t_naive / budget:5.2f}% at {FPS} fps"
-    )
-    print(f"  per-LED Python loop     : {t_loop * 1e3:7.1f} ms/frame")
-    print(f"  ratio ours / naive numpy: {t_ours / t_naive:.3f}   (bar: < 0.5)")
-    print(f"  ratio ours / Python loop: {t_ours / t_loop:.5f}")
-    for pace in (True, False):
-        name = f"bench-{uuid.uuid4().hex[:8]}"
-        fps = FPS if pace else 1000
-        try:
-            text = (
-                f'outputs = []\n[frame]\nname = "{name}"\n[layout]\nserpentine = true\n[display]\nfps = {fps}\n'
-                "[websocket]\nenabled = false\n"
-            )
-            percent, rate = _daemon_cpu(text, name, 5.0, pace)
-        finally:
-            _cleanup(name)
-        per_frame = percent / 100 / rate
-        if pace:
-            print(
-                f"  daemon process fed at {FPS} fps for 5 s: {rate:.1f} frames/s taken, {percent:.2f}% of one core"
-                f" ({per_frame * 1e3:.3f} ms/frame; bar: <= 3%)"
-            )
-        else:
-            print(
-                f"  daemon process fed as fast as it takes frames (fps = 1000) for 5 s: {rate:.0f} frames/s,"
-                f" {per_frame * 1e3:.3f} ms/frame = {100 * per_frame * FPS:.2f}% of a core at {FPS} fps"
-                " (the gap to the line above: waking up every 16 ms to cold caches)"
-            )
-
-
-def _quiet_log():
-    import logging
-
+def _quiet_log() -> logging.Logger:
     log = logging.getLogger("skyscreen.bench")
     log.addHandler(logging.NullHandler())
     log.propagate = False
     return log
+
+
+def _config(name: str, max_milliamps: int = 0) -> configuration.Config:
+    return configuration.parse(
+        {
+            "frame": {"name": name, "height": HEIGHT, "width": WIDTH},
+            "layout": {"serpentine": True},
+            "color": {
+                "gamma": GAMMA,
+                "brightness": BRIGHTNESS,
+                "max_milliamps": max_milliamps,
+                "led_milliamps": LED_MILLIAMPS,
+            },
+        },
+        "(benchmark)",
+    )
+
+
+def _picture(seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (HEIGHT, WIDTH, 3), np.uint8)
+
+
+def _half_the_draw(picture: np.ndarray) -> int:
+    """A max_milliamps that scales ``picture`` (and any frame a byte away from it) to about half."""
+    cc = ColorCorrection(configuration.ColorConfig(gamma=GAMMA, brightness=BRIGHTNESS))
+    power = PowerLimit(configuration.ColorConfig(led_milliamps=LED_MILLIAMPS))
+    return int(power.estimate_milliamps(cc(picture, np.empty_like(picture))) / 2)
+
+
+def _canvas_words() -> list[bytes]:
+    """A few messages drawing text and a block on cells the dome shows."""
+    lines = ["SKYSCREEN", "HELLO DOME", "60 FPS"]
+    messages = [
+        ins.pack([ins.char(8 + x, 11 + 3 * row, 3, 2, 1, ch) for x, ch in enumerate(text)])
+        for row, text in enumerate(lines)
+    ]
+    messages.append(ins.pack(ins.colour_block(12, 20, 19, 23, 15, 8, 1)))
+    return messages
+
+
+# -- 1. steps, in this process ---------------------------------------------------------------------------
+
+
+def _steps(rounds: int) -> None:
+    name = display_name()
+    config = _config(name)
+    layout = layouts.build(config)
+    n = layout.count
+    picture = _picture(0)
+    with displays() as names:
+        names.append(name)
+        reader = FrameReader(name, HEIGHT, WIDTH, _quiet_log())
+        writer = FrameWriter(name, HEIGHT, WIDTH)
+        try:
+            writer.frame[:] = picture
+            compositor = Compositor(layout)
+            color = ColorCorrection(config.color)
+            out = np.empty((n, 3), np.uint8)
+
+            def ours() -> None:
+                writer.ready.release()
+                frame = reader.poll(0.1)
+                color(compositor.compose(frame), out)
+                writer.done.acquire(0.1)
+
+            lut = gamma_table(GAMMA, BRIGHTNESS)
+            index = layout.frame_index
+
+            def naive() -> None:
+                writer.ready.release()
+                reader.ready.acquire(0.1)
+                frame = np.array(writer.frame).reshape(-1, 3)  # a copy out of the mapping
+                reader.done.release()
+                lut[frame[index]]
+                writer.done.acquire(0.1)
+
+            mapped = writer.frame
+
+            def per_led() -> None:
+                frame = bytes(mapped)
+                leds = bytearray(n * 3)
+                for i in range(n):
+                    p = int(index[i]) * 3
+                    leds[3 * i] = lut[frame[p]]
+                    leds[3 * i + 1] = lut[frame[p + 1]]
+                    leds[3 * i + 2] = lut[frame[p + 2]]
+
+            t = compare_seconds({"ours": ours, "naive": naive}, rounds)
+            t_ours, t_naive = t["ours"], t["naive"]
+            t_loop = median_seconds(per_led, 3, warmup=0)
+        finally:
+            writer.close()
+            reader.close()
+    budget = 1 / FPS
+    print(f"steps in this process: dome {n} LEDs, serpentine, gamma {GAMMA}, medians of {rounds} frames")
+    print(f"  frame path (poll + gather + colour): {t_ours * 1e3:6.3f} ms = {100 * t_ours / budget:5.2f}% at {FPS} fps")
+    print(f"  naive numpy (copy, index gather, table): {t_naive * 1e3:6.3f} ms; per-LED loop {t_loop * 1e3:.0f} ms")
+    report("frame path / naive numpy", f"{t_ours / t_naive:.3f}", f"< {PATH_BAR}", t_ours / t_naive < PATH_BAR)
+
+    leds = np.random.default_rng(4).integers(0, 256, (n, 3), np.uint8)
+    _overlay_step(layout, leds, rounds)
+    _colour_step(config.color, leds, rounds)
+    _power_step(leds, rounds)
+
+
+def _overlay_step(layout: layouts.Layout, leds: np.ndarray, rounds: int) -> None:
+    canvas = Canvas()
+    for message in _canvas_words():
+        canvas.apply(1, ins.decode(message))
+    overlay = CanvasOverlay(layout, canvas)
+    overlay.draw(leds)
+    # the simple way, prepared once as well: each LED's canvas colour and a bool mask, np.copyto where drawn
+    rgb, alpha = canvas.texture()
+    flat = rgb.reshape(-1, 3).astype(np.int64)
+    colour = (flat[:, 0] << 16) | (flat[:, 1] << 8) | flat[:, 2]
+    key = (alpha.reshape(-1).astype(np.int64) << 31) | ((colour != 0).astype(np.int64) << 30) | colour
+    best = np.max([key[index] for index in canvas_samples(layout, canvas.SIZE)], axis=0)
+    mask = (best >> 31).astype(bool)[:, None]
+    paint = np.column_stack([(best >> 16) & 0xFF, (best >> 8) & 0xFF, best & 0xFF]).astype(np.uint8)
+    simple_out = np.empty_like(leds)
+
+    def simple() -> None:
+        np.copyto(simple_out, leds)
+        np.copyto(simple_out, paint, where=mask)
+
+    t = compare_seconds({"fast": lambda: overlay.draw(leds), "simple": simple}, rounds)
+    t_fast, t_simple = t["fast"], t["simple"]
+    same = np.array_equal(simple_out, overlay.draw(leds))
+    print(
+        f"  canvas overlay ({int(mask.sum())} LEDs under drawing): byte masks {t_fast * 1e6:6.1f} us,"
+        f" masked np.copyto {t_simple * 1e6:6.1f} us: x{t_fast / t_simple:.3f}{'' if same else '  RESULTS DIFFER'}"
+    )
+
+
+def _colour_step(color_config: configuration.ColorConfig, leds: np.ndarray, rounds: int) -> None:
+    color = ColorCorrection(color_config)
+    out = np.empty_like(leds)
+    table = color.table
+    table16 = pair_table(table)
+    flat, dst = leds.reshape(-1), out.reshape(-1)
+
+    def before() -> None:  # the previous version: np.take widens the uint16 indices into a new intp array
+        np.take(table16, flat.view(np.uint16), out=dst.view(np.uint16), mode="clip")
+
+    t = compare_seconds({"new": lambda: color(leds, out), "before": before, "simple": lambda: table[leds]}, rounds)
+    t_new, t_before, t_simple = t["new"], t["before"], t["simple"]
+    print(
+        f"  gamma table: {t_new * 1e6:6.1f} us; previous version {t_before * 1e6:6.1f} us (x{t_new / t_before:.3f});"
+        f" table[leds] {t_simple * 1e6:6.1f} us (x{t_new / t_simple:.3f})"
+    )
+
+
+def _power_step(leds: np.ndarray, rounds: int) -> None:
+    color_config = configuration.ColorConfig(gamma=GAMMA, brightness=BRIGHTNESS, led_milliamps=LED_MILLIAMPS)
+    color = ColorCorrection(color_config)
+    out = np.empty_like(leds)
+    limit = _half_the_draw(leds)
+    power = PowerLimit(dataclasses.replace(color_config, max_milliamps=limit))
+    per_unit = power.milliamps_per_unit
+
+    def before(frame: np.ndarray) -> None:  # the previous version: a widening sum, then a byte table
+        drawn = float(np.add.reduce(frame.reshape(-1), dtype=np.uint64)) * per_unit
+        if drawn > limit:
+            lut = np.floor(np.arange(256) * (limit / drawn)).astype(np.uint8)
+            np.take(lut, frame, out=frame)
+
+    fused = ColorCorrection(color_config)  # its own, so it stays on the path for frame after limited frame
+    t = compare_seconds(
+        {
+            "colour": lambda: color(leds, out),
+            "fused": lambda: fused(leds, out, power),
+            "alone": lambda: power(color(leds, out)),
+            "before": lambda: before(color(leds, out)),
+        },
+        rounds,
+    )
+    t_colour, t_fused, t_alone, t_before = t["colour"], t["fused"], t["alone"], t["before"]
+    print(
+        f"  power limit scaling every frame, added to the colour step ({t_colour * 1e6:.1f} us):"
+        f" in the colour step {(t_fused - t_colour) * 1e6:6.1f} us, on its own {(t_alone - t_colour) * 1e6:6.1f} us,"
+        f" previous version {(t_before - t_colour) * 1e6:6.1f} us"
+    )
+
+
+# -- 2. whole processes ----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Consumer:
+    """One consumer process of its own display, and the writer feeding it."""
+
+    label: str
+    proc: subprocess.Popen
+    writer: FrameWriter
+    log_path: Path | None = None
+
+    def window(self, seconds: float) -> tuple[float, float]:
+        """Continue it, feed it for WARMUP + ``seconds``, stop it; (CPU seconds per frame, frames/s)."""
+        pid = self.proc.pid
+        os.kill(pid, signal.SIGCONT)
+        try:
+            k = self._feed(WARMUP, 0)[1]
+            c0, t0 = cpu_seconds(pid), time.monotonic()
+            frames, _ = self._feed(seconds, k)
+            c1, t1 = cpu_seconds(pid), time.monotonic()
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+        if frames == 0:
+            log = self.log_path.read_text(errors="replace")[-3000:] if self.log_path else ""
+            raise RuntimeError(f"{self.label} took no frames (exit {self.proc.poll()}):\n{log}")
+        return (c1 - c0) / frames, frames / (t1 - t0)
+
+    def _feed(self, seconds: float, k: int) -> tuple[int, int]:
+        """Flush frames (one byte changed each time) for ``seconds``; (frames taken, counter)."""
+        end, taken = time.monotonic() + seconds, 0
+        while time.monotonic() < end:
+            k += 1
+            self.writer.frame[0, 0, 0] = k & 0xFF
+            taken += self.writer.flush(0.5)
+        return taken, k
+
+
+def _other_trees() -> list[tuple[str, str]]:
+    """SKYSCREEN_BENCH_TREES="before=/path/a,after=/path/b": more daemons, each run from that source tree."""
+    trees = []
+    for item in os.environ.get("SKYSCREEN_BENCH_TREES", "").split(","):
+        if "=" in item:
+            label, path = item.split("=", 1)
+            trees.append((label.strip(), str(Path(path.strip()).resolve())))
+    return trees
+
+
+def _compile(tmp: str) -> tuple[str | None, str]:
+    """The C reference built into ``tmp``: (path, "") or (None, why not)."""
+    if not C_SOURCE.exists():
+        return None, f"{C_SOURCE} not found (run from a checkout)"
+    gcc = shutil.which("gcc") or shutil.which("cc")
+    if gcc is None:
+        return None, "no gcc on this machine"
+    binary = str(Path(tmp) / "reference_consumer")
+    done = subprocess.run(
+        [gcc, "-O2", "-o", binary, str(C_SOURCE), "-pthread", "-lm"], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        return None, f"gcc failed: {done.stderr.strip()[:300]}"
+    return binary, ""
+
+
+def _daemon_text(name: str, fps: float, max_milliamps: int) -> str:
+    return (
+        f'outputs = []\n[frame]\nname = "{name}"\nheight = {HEIGHT}\nwidth = {WIDTH}\n'
+        f"[layout]\nserpentine = true\n"
+        f"[color]\ngamma = {GAMMA}\nbrightness = {BRIGHTNESS}\nmax_milliamps = {max_milliamps}\n"
+        f"led_milliamps = {LED_MILLIAMPS}\n"
+        f"[display]\nfps = {fps}\n[websocket]\nport = 0\n"
+    )
+
+
+async def _draw(url: str, messages: list[bytes]) -> None:
+    from websockets.asyncio.client import connect
+
+    async with connect(url) as ws:
+        for message in messages:
+            await ws.send(message)
+        with contextlib.suppress(TimeoutError):  # a rejection (1003 / 1007) would close it now
+            await asyncio.wait_for(ws.wait_closed(), 0.3)
+        await ws.close()
+    if ws.close_code not in (1000, None):
+        raise RuntimeError(f"the daemon refused the drawing: {ws.close_code} {ws.close_reason}")
+
+
+def _processes(seconds: float, repeats: int) -> None:
+    picture = _picture(1)
+    limit = _half_the_draw(picture)
+    consumers: list[Consumer] = []
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
+        names = stack.enter_context(displays())  # removed last: after every process below has stopped
+
+        def start(label: str, proc: subprocess.Popen, name: str, log_path: Path | None = None) -> None:
+            stack.callback(stop_process, proc)
+            writer = FrameWriter(name, HEIGHT, WIDTH, timeout=2.0)
+            stack.callback(writer.close)
+            writer.frame[:] = picture
+            consumers.append(Consumer(label, proc, writer, log_path))
+
+        binary, why = _compile(tmp)
+        if binary is not None:
+            name = display_name()
+            names.append(name)
+            FrameWriter(name, HEIGHT, WIDTH).close()  # the frame file and semaphores, for the C consumer to open
+            args = [binary, name, str(HEIGHT), str(WIDTH), str(GAMMA), str(BRIGHTNESS), str(FPS)]
+            start("C reference", subprocess.Popen(args, stdout=subprocess.DEVNULL), name)
+        plans: list[tuple[str, float, int, str | None]] = [
+            (PLAIN, FPS, 0, None),
+            (CANVAS, FPS, 0, None),
+            (POWER, FPS, limit, None),
+            ("daemon unpaced (fps 1000)", 1000, 0, None),  # no sleeping: what waking up every 16 ms costs
+        ]
+        for tree, source in _other_trees():
+            plans += [(f"{label} [{tree}]", FPS, ma, source) for label, ma in ((PLAIN, 0), (CANVAS, 0), (POWER, limit))]
+        for label, fps, max_milliamps, source in plans:
+            name = display_name()
+            names.append(name)
+            text = _daemon_text(name, fps, max_milliamps)
+            daemon = DaemonProcess(tmp, text, "--record", "/dev/null", source=source)
+            stack.callback(daemon.stop)
+            daemon.wait_running()
+            start(label, daemon.proc, name, daemon.log_path)
+            if label.startswith(CANVAS):
+                asyncio.run(_draw(daemon.url, _canvas_words()))
+        for c in consumers:
+            os.kill(c.proc.pid, signal.SIGSTOP)
+        per_frame: dict[str, list[float]] = {c.label: [] for c in consumers}
+        rates: dict[str, list[float]] = {c.label: [] for c in consumers}
+        for r in range(repeats):
+            order = consumers[r % len(consumers) :] + consumers[: r % len(consumers)]  # a different one first
+            for c in order:
+                cpu, rate = c.window(seconds)
+                per_frame[c.label].append(cpu)
+                rates[c.label].append(rate)
+    _print_processes(per_frame, rates, seconds, repeats, why)
+
+
+def _print_processes(
+    per_frame: dict[str, list[float]], rates: dict[str, list[float]], seconds: float, repeats: int, why: str
+) -> None:
+    print(
+        f"whole processes, each fed by a writer that keeps up; {repeats} rounds of {seconds:g} s windows,"
+        " CPU of every thread from /proc per frame taken, medians"
+    )
+    for label, values in per_frame.items():
+        cpu, rate = statistics.median(values), statistics.median(rates[label])
+        print(
+            f"  {label:28s} {cpu * 1e6:7.1f} us/frame at {rate:6.1f} frames/s = {100 * cpu * rate:5.2f}% of a core"
+            f"   (rounds: {', '.join(f'{v * 1e6:.0f}' for v in values)} us)"
+        )
+    c = per_frame.get("C reference")
+    for tree, _ in _other_trees():
+        plain = per_frame[f"{PLAIN} [{tree}]"]
+        ratio = f"x{_paired(plain, c, lambda d, r: d / r):.2f} the C reference, " if c else ""
+        canvas = _paired(per_frame[f"{CANVAS} [{tree}]"], plain, lambda x, p: x - p)
+        power = _paired(per_frame[f"{POWER} [{tree}]"], plain, lambda x, p: x - p)
+        print(
+            f"  [{tree}]: daemon {ratio}canvas adds {canvas * 1e6:.0f} us/frame, power limit adds {power * 1e6:.0f} us"
+        )
+    plain = per_frame[PLAIN]
+    core = statistics.median(plain) * statistics.median(rates[PLAIN]) * 100
+    report("daemon CPU on the plain dome at 60 fps", f"{core:.2f}% of a core", f"<= {CORE_BAR}%", core <= CORE_BAR)
+    if c:
+        ratio = _paired(plain, c, lambda d, r: d / r)
+        report("daemon / C reference, plain dome", f"x{ratio:.2f}", f"<= {RATIO_BAR}", ratio <= RATIO_BAR)
+    else:
+        report("daemon / C reference, plain dome", f"not measured: {why}", f"<= {RATIO_BAR}", None)
+    for label, bar, what in (
+        (CANVAS, CANVAS_BAR, "canvas overlay adds"),
+        (POWER, POWER_BAR, "active power limit adds"),
+    ):
+        added = _paired(per_frame[label], plain, lambda x, p: x - p)
+        report(f"{what} (vs the plain daemon)", f"{added * 1e6:.0f} us/frame", f"<= {bar * 1e6:.0f} us", added <= bar)
+
+
+def _paired(a: list[float], b: list[float], f: Callable[[float, float], float]) -> float:
+    """The median over rounds of ``f(a, b)``, pairing the windows of one round."""
+    return statistics.median(f(x, y) for x, y in zip(a, b, strict=True))
+
+
+def run(args: argparse.Namespace | None = None) -> None:
+    rounds = (args.rounds if args and args.rounds else 0) or 300
+    seconds = float(getattr(args, "window", 0) or WINDOW)
+    repeats = int(getattr(args, "repeats", 0) or REPEATS)
+    with terminated_by_sigterm():
+        _steps(rounds)
+        _processes(seconds, repeats)

@@ -15,11 +15,12 @@ import tty
 
 import numpy as np
 
-from skyscreen_hw.benchmarks import median_seconds
+from skyscreen_hw.benchmarks import median_seconds, report
 from skyscreen_hw.outputs.framing import Framer
 from skyscreen_hw.outputs.serial import _open_serial
 
 BAUD = 2_000_000
+SHARE_BAR = 5.0  # % of the frame's wire time
 
 
 def _drain(fd: int, stop: threading.Event) -> None:
@@ -46,10 +47,13 @@ def run(args: argparse.Namespace | None = None) -> None:
             wire = len(framer.buffer) * 10 / BAUD
             t_encode = median_seconds(lambda f=framer, x=leds: f.encode(x), rounds)
             t_write = median_seconds(lambda f=framer, x=leds: port.write(f.encode(x)), rounds)
-            print(
-                f"  {protocol:8s} {count:6d} LEDs: wire {wire * 1e3:7.2f} ms/frame;"
-                f" encode {t_encode * 1e6:7.1f} us, encode+write {t_write * 1e6:7.1f} us"
-                f" = {100 * t_write / wire:5.2f}% of the wire time (bar: <= 5%)"
+            share = 100 * t_write / wire
+            report(
+                f"serial {protocol} {count} LEDs, encode + write / wire time",
+                f"{share:.2f}% (wire {wire * 1e3:.2f} ms/frame; encode {t_encode * 1e6:.1f} us,"
+                f" encode+write {t_write * 1e6:.1f} us)",
+                f"<= {SHARE_BAR}%",
+                share <= SHARE_BAR,
             )
     finally:
         stop.set()

@@ -10,9 +10,10 @@ import numpy as np
 
 from skyscreen_hw import config as configuration
 from skyscreen_hw import layouts
-from skyscreen_hw.benchmarks import median_seconds
+from skyscreen_hw.benchmarks import median_seconds, report
 
 FPS = 60
+CORE_BAR = 25.0  # % of one core
 
 
 def run(args: argparse.Namespace | None = None) -> None:
@@ -29,7 +30,10 @@ def run(args: argparse.Namespace | None = None) -> None:
     finally:
         sim.close()
     print(f"simulator, dome {layout.count} LEDs in a 720x720 window (SDL {os.environ['SDL_VIDEODRIVER']})")
-    print(
-        f"  show(): {t * 1e3:.3f} ms/frame median of {rounds} = {100 * t * FPS:.1f}% of one core at {FPS} fps"
-        " (bar: <= 25%)"
+    share = 100 * t * FPS
+    report(
+        f"simulator show(), dome at {FPS} fps",
+        f"{share:.1f}% of one core ({t * 1e3:.3f} ms/frame, median of {rounds})",
+        f"<= {CORE_BAR:g}%",
+        share <= CORE_BAR,
     )
