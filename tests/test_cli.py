@@ -109,8 +109,10 @@ def test_ws281x_defaults_to_the_spi_pin_that_needs_no_root() -> None:
 def test_unknown_demo_is_one_line() -> None:
     result = _cli("--demo", "fireworks", "--duration", "1")
     assert result.returncode == 1
+    from skyscreen_hw.demos import PATTERNS
+
     assert result.stderr.strip() == (
-        "skyscreen-hw: error: --demo fireworks: no such pattern (choose from bar, noise, rainbow, rings, spiral)"
+        f"skyscreen-hw: error: --demo fireworks: no such pattern (choose from {', '.join(sorted(PATTERNS))})"
     )
 
 
