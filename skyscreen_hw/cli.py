@@ -120,8 +120,32 @@ def _check_config(path: str | None) -> int:
     layout = layouts.build(config)
     plans = outputs.plan(config, layout)
     print(f"# {config.source}: OK, {layout.count} LEDs ({layout.kind}), {len(plans)} output(s)")
+    _network_summary(config, plans)
     print(config.to_toml([p.count for p in plans]))
     return 0
+
+
+def _network_summary(config: configuration.Config, plans: Sequence) -> None:
+    """Which controller, universes or packets each network output's LEDs go to, and where the wire is too slow."""
+    from skyscreen_hw.outputs.network import DEFAULT_LINK_MBITS, summarize
+
+    fps, total = config.display.fps, 0
+    for p in plans:
+        summary = summarize(p.config, p.first, p.count, fps)
+        if summary is None:
+            continue
+        total += summary.wire_bytes
+        print(f"#   [[outputs]] #{p.number} {summary.text}")
+        for warning in summary.warnings:
+            print(f"# warning: [[outputs]] #{p.number}: {warning}")
+    mbits = total * fps * 8 / 1e6
+    if total:
+        print(f"#   all network outputs: {total:,} bytes a frame, {mbits:.0f} Mbit/s at {fps:g} fps")
+    if mbits > DEFAULT_LINK_MBITS:
+        print(
+            f"# warning: {mbits:.0f} Mbit/s leave this machine: more than {DEFAULT_LINK_MBITS:g} Mbit/s Ethernet,"
+            " use gigabit Ethernet (not Wi-Fi)"
+        )
 
 
 def _layout(args: argparse.Namespace) -> int:

@@ -488,3 +488,29 @@ def test_bad_network_outputs_fail_at_start_naming_the_key(
         return
     check, run = start_error(tmp_path, text)
     assert message in check and message in run, (check, run)
+
+
+def test_check_config_shows_where_each_leds_goes_and_warns_where_the_wire_is_too_slow(tmp_path: Path) -> None:
+    text = (
+        "[websocket]\nenabled = false\n"
+        + output("ddp", 4048, 0, 8640)
+        + output("e131", 5568, 8640, 0, universe=1, sync_universe=9)
+    )
+    cfg = tmp_path / "dome.toml"
+    cfg.write_text(text)
+    done = subprocess.run(
+        [sys.executable, "-m", "skyscreen_hw", "check-config", str(cfg)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    ddp_line = next(line for line in lines if "[[outputs]] #1 ddp" in line)
+    assert "127.0.0.1:4048: LEDs 0-8639 -> 18 packets of 1440 bytes (offsets 0-24480" in ddp_line
+    assert "27,288 bytes a frame on the wire, 13.1 Mbit/s at 60 fps" in ddp_line
+    e131_line = next(line for line in lines if "[[outputs]] #2 e131" in line)
+    assert "LEDs 8640-103679 -> universes 1-560, 170 LEDs each" in e131_line and "sync universe 9" in e131_line
+    warnings = [line for line in lines if line.startswith("# warning:")]
+    assert any("#2: 560 universes to one controller" in w for w in warnings)
+    assert any("#2:" in w and "more than a 100 Mbit/s Ethernet port carries" in w for w in warnings)
+    assert any("use gigabit Ethernet" in w for w in warnings)
+    assert not any("#1:" in w for w in warnings)
+    assert "[[outputs]]" in lines  # the resolved TOML follows, as before

@@ -606,3 +606,79 @@ def _forget(sender: NetworkSender) -> None:
         if _sender is sender:
             _sender = None
     sender.close()
+
+
+# -- what check-config and the layout picture say about network outputs ----------------------------------
+
+WIRE_OVERHEAD = 8 + 20 + 38  # bytes a packet on Ethernet besides the payload: UDP, IPv4, Ethernet framing and gap
+DEFAULT_LINK_MBITS = 100.0  # what a controller's port carries (most are 100 Mbit/s Ethernet)
+MANY_UNIVERSES = 64  # more universes than common controllers take on one port (a soft warning)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One network output as check-config shows it."""
+
+    text: str
+    wire_bytes: int  # bytes a frame on the wire
+    warnings: tuple[str, ...]
+    universes: tuple[int, int] | None  # first, last (E1.31, Art-Net)
+    per: int  # LEDs a packet or universe
+
+
+def summarize(cfg: Any, first: int, count: int, fps: float) -> Summary | None:
+    """The controller, LEDs, universes or packets of a network output, and its wire rate; None for others."""
+    from skyscreen_hw.config import ArtnetOutputConfig, DdpOutputConfig, E131OutputConfig
+
+    last = first + count - 1
+    where = f"{cfg.host}:{cfg.port}" if cfg.host != "multicast" else f"multicast (239.255.x.y):{cfg.port}"
+    warnings: list[str] = []
+    universes = None
+    if isinstance(cfg, DdpOutputConfig):
+        from skyscreen_hw.outputs.ddp import plan_packets
+
+        rows = plan_packets(cfg, count)
+        per = rows.per
+        text = (
+            f"ddp {where}: LEDs {first}-{last} -> {rows.rows} packets of {rows.data_bytes} bytes"
+            f" (offsets 0-{(rows.rows - 1) * rows.data_bytes}; LED i at byte {cfg.channels} x (i - {first}))"
+            f"{', push on the last' if cfg.sync else ''}"
+        )
+        extra = 0
+    elif isinstance(cfg, E131OutputConfig | ArtnetOutputConfig):
+        if isinstance(cfg, E131OutputConfig):
+            from skyscreen_hw.outputs.e131 import plan_universes
+
+            rows = plan_universes(cfg, count)
+            extra = 49 + WIRE_OVERHEAD if cfg.sync_universe else 0
+            sync = f", sync universe {cfg.sync_universe}" if cfg.sync_universe else ""
+        else:
+            from skyscreen_hw.outputs.artnet import plan_universes as plan_artnet
+
+            rows = plan_artnet(cfg, count)
+            extra = 14 + WIRE_OVERHEAD if cfg.sync else 0
+            sync = ", ArtSync" if cfg.sync else ""
+        per = rows.per
+        universes = (cfg.universe, cfg.universe + rows.rows - 1)
+        text = (
+            f"{cfg.type} {where}: LEDs {first}-{last} -> universes {universes[0]}-{universes[1]}, {per} LEDs each"
+            f" (LED i: universe {cfg.universe} + (i - {first}) // {per}, channel"
+            f" {cfg.channels} x ((i - {first}) % {per}) + 1){sync}"
+        )
+        if rows.rows > MANY_UNIVERSES and cfg.host != "multicast":
+            warnings.append(
+                f"{rows.rows} universes to one controller: common controllers take up to {MANY_UNIVERSES} a port"
+                " (split the LEDs over several [[outputs]] if yours takes fewer)"
+            )
+    else:
+        return None
+    wire = rows.total_bytes + rows.rows * WIRE_OVERHEAD + extra
+    mbits = wire * fps * 8 / 1e6
+    text += f"; {wire:,} bytes a frame on the wire, {mbits:.1f} Mbit/s at {fps:g} fps"
+    if mbits > DEFAULT_LINK_MBITS:
+        frames = DEFAULT_LINK_MBITS * 1e6 / 8 / wire
+        warnings.append(
+            f"{mbits:.0f} Mbit/s is more than a {DEFAULT_LINK_MBITS:g} Mbit/s Ethernet port carries: at most"
+            f" {frames:.0f} fps to this controller (split its LEDs over more controllers, or lower [display] fps)"
+        )
+    return Summary(text, wire, tuple(warnings), universes, per)
