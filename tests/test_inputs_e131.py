@@ -104,7 +104,7 @@ def test_sacn_priority_150_wins_then_100_after_silence_or_at_once_on_termination
     high2.start()
     input_rig.until(lambda: source.front.reshape(-1)[0] == 222, what="the new 150 shown")
     high2.deactivate_output(1)  # three packets with Stream_Terminated set
-    input_rig.until(lambda: len(source.receiver.sources[0]) == 1, what="the terminated source dropped")
+    input_rig.until(lambda: source.receiver.live_sources(1, time.monotonic()) == 1, what="terminated source gone")
     low[1].dmx_data = (12,) * PER
     input_rig.until(lambda: source.front.reshape(-1)[0] == 12, what="priority 100 back at once")
 

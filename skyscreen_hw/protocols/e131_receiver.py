@@ -18,7 +18,6 @@ As ANSI E1.31-2016 and the independent receivers (OLA's E131Node, WLED's e131.cp
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -29,6 +28,7 @@ from skyscreen_hw.protocols.universe_receiver import (
     MALFORMED,
     OTHER_UNIVERSE,
     OUT_OF_SEQUENCE,
+    SEQUENCE_WINDOW,
     SILENCE,
     TOO_MANY_SOURCES,
     Receiver,
@@ -37,34 +37,70 @@ from skyscreen_hw.protocols.universe_receiver import (
 )
 
 MAX_SOURCES = 8  # sources tracked per universe (OLA's E1.31 merges up to 10)
+MAX_SYNC_ADDRESSES = 64  # sync addresses remembered (and their groups joined)
 MAX_SYNC_STATES = 1024  # (CID, sync address) sequence entries kept; past it they start afresh
 
 
-@dataclass
-class _Source:
-    priority: int
-    last: float
-    sequence: int
-
-
 class E131Receiver(Receiver):
-    """E1.31 data and sync packets into the display's bytes, ``plan.per`` bytes a universe."""
+    """E1.31 data and sync packets into the display's bytes, ``plan.per`` bytes a universe.
+
+    Sources are slots (at most MAX_SOURCES CIDs at once, a slot freed when its CID fell silent everywhere);
+    their state on each universe is in ``(slot, universe)`` arrays: sequence, priority, when last heard.
+    ``datagram`` takes one packet; ``batch`` takes a run of equal-length packets at once (the dome's 610
+    a frame) through numpy, with the same rules, and hands any packet it cannot vouch for to ``datagram``.
+    """
 
     def __init__(self, plan: UniversePlan) -> None:
         super().__init__(plan.size, plan.count * plan.per)
         self.plan = plan
         self.rows = self.image.reshape(plan.count, plan.per)
-        self.sources: list[dict[bytes, _Source]] = [{} for _ in range(plan.count)]
+        shape = (MAX_SOURCES, plan.count)
+        self.cids: dict[bytes, int] = {}  # CID -> slot
+        self.sequence = np.zeros(shape, dtype=np.int16)
+        self.priority = np.zeros(shape, dtype=np.int16)
+        self.heard_at = np.full(shape, -np.inf)  # when each slot was last heard on each universe
         self.staged = np.zeros((plan.count, plan.per), dtype=np.uint8)
         self.staged_for = np.zeros(plan.count, dtype=np.int32)  # sync address each row is held for; 0 none
         self.waiting: dict[int, float] = {}  # sync address -> when data began waiting for it
         self.unsynced: set[int] = set()  # sync addresses that lost their sync packets: data lands at once
         self.sync_sequences: dict[tuple[bytes, int], int] = {}
+        self.sync_addresses: set[int] = set()  # named by data for our universes (their groups are joined)
         self.syncs = 0
+
+    # -- sources --------------------------------------------------------------------------------------
+
+    def slot(self, cid: bytes, now: float) -> int:
+        """The slot of ``cid``, taking a free one (a CID silent everywhere for 2.5 s frees its slot); -1 if full."""
+        k = self.cids.get(cid)
+        if k is not None:
+            return k
+        if len(self.cids) >= MAX_SOURCES:
+            live = (now - self.heard_at <= SILENCE).any(axis=1)
+            for old, slot in list(self.cids.items()):
+                if not live[slot]:
+                    del self.cids[old]
+        if len(self.cids) >= MAX_SOURCES:
+            return -1
+        k = min(set(range(MAX_SOURCES)) - set(self.cids.values()))
+        self.heard_at[k] = -np.inf
+        self.cids[cid] = k
+        return k
+
+    def winner_priority(self, universe: int, now: float) -> float:
+        """The highest live priority on ``universe`` (-inf when no source is live): for tests and STATUS."""
+        row = self.plan.index(universe)
+        if row < 0:
+            return -math.inf
+        live = now - self.heard_at[:, row] <= SILENCE
+        return float(self.priority[live, row].max()) if live.any() else -math.inf
+
+    def live_sources(self, universe: int, now: float) -> int:
+        row = self.plan.index(universe)
+        return int((now - self.heard_at[:, row] <= SILENCE).sum()) if row >= 0 else 0
 
     # -- datagrams ----------------------------------------------------------------------------------
 
-    def datagram(self, data: bytes | bytearray | memoryview, sender: object, now: float) -> None:
+    def datagram(self, data: bytes | bytearray | memoryview | np.ndarray, sender: object, now: float) -> None:
         """One UDP datagram from ``sender`` (its address) at monotonic time ``now``."""
         try:
             packet = e131.parse(data)
@@ -123,41 +159,154 @@ class E131Receiver(Receiver):
         if row < 0:
             self.drop(OTHER_UNIVERSE, f"universe {universe}, outside {self.plan.first}..{self.plan.last}")
             return
-        sources = self.sources[row]
-        for key in [k for k, s in sources.items() if now - s.last > SILENCE]:
-            del sources[key]
-        source = sources.get(cid)
-        if source is None:
-            if len(sources) >= MAX_SOURCES:
-                self.drop(TOO_MANY_SOURCES, f"more than {MAX_SOURCES} sources on universe {universe}")
-                return
-            source = sources[cid] = _Source(priority, now, sequence)
-        elif sequence_late(sequence, source.sequence):
-            self.drop(OUT_OF_SEQUENCE, f"sequence {sequence} after {source.sequence} on universe {universe}")
+        k = self.slot(cid, now)
+        if k < 0:
+            self.drop(TOO_MANY_SOURCES, f"more than {MAX_SOURCES} sources at once")
             return
-        else:
-            source.priority, source.last, source.sequence = priority, now, sequence
+        if now - self.heard_at[k, row] <= SILENCE and sequence_late(sequence, int(self.sequence[k, row])):
+            self.drop(OUT_OF_SEQUENCE, f"sequence {sequence} after {self.sequence[k, row]} on universe {universe}")
+            return
+        self.sequence[k, row], self.priority[k, row], self.heard_at[k, row] = sequence, priority, now
         self.packets += 1
         if options & e131.OPTION_TERMINATED:
-            del sources[cid]
+            self.heard_at[k, row] = -np.inf
             return
         if start_code != 0:
             self.drop(IGNORED, f"START code 0x{start_code:02x}")
             return
-        if any(s.priority > priority for s in sources.values()):
+        if self._outranked(k, row, priority, now):
             self.drop(LOWER_PRIORITY, f"priority {priority} on universe {universe} under a higher one")
             return
         n = min(len(slots), self.plan.per)
+        self._note_sync(sync)
+        self._put(np.array([row]), sync, np.frombuffer(slots, dtype=np.uint8, count=n)[None, :], now)
+
+    def _outranked(self, k: int, row: int, priority: int, now: float) -> bool:
+        others = now - self.heard_at[:, row] <= SILENCE
+        others[k] = False
+        return bool((self.priority[others, row] > priority).any())
+
+    def _note_sync(self, sync: int) -> None:
+        if sync and sync not in self.sync_addresses and len(self.sync_addresses) < MAX_SYNC_ADDRESSES:
+            self.sync_addresses.add(sync)
+
+    def _put(self, rows: np.ndarray, sync: int, values: np.ndarray, now: float) -> None:
+        """``values[i]`` (the first channels) into universe row ``rows[i]``: now, or held for ``sync``."""
+        n = values.shape[1]
+        contiguous = rows.size > 1 and rows[-1] - rows[0] == rows.size - 1 and bool((np.diff(rows) == 1).all())
         if sync and sync not in self.unsynced:
-            staged = self.staged[row]
-            if self.staged_for[row] != sync:
-                staged[:] = self.rows[row]
-                self.staged_for[row] = sync
-            staged[:n] = np.frombuffer(slots, dtype=np.uint8, count=n)
+            fresh = rows[self.staged_for[rows] != sync]
+            if fresh.size:
+                self.staged[fresh] = self.rows[fresh]
+                self.staged_for[fresh] = sync
+            target = self.staged
             self.waiting.setdefault(sync, now)
         else:
-            self.rows[row, :n] = np.frombuffer(slots, dtype=np.uint8, count=n)
+            target = self.rows
             self.changed = True
+        if contiguous:
+            target[rows[0] : rows[-1] + 1, :n] = values
+        else:
+            target[rows, :n] = values
+
+    # -- many packets at once ---------------------------------------------------------------------------
+
+    def batch(self, packets: np.ndarray, sender: object, now: float) -> None:
+        """A run of equal-length datagrams, ``packets[i]`` each, in arrival order.
+
+        The fast path takes data packets of one source alike in everything but sequence and universe
+        (what a sender's frame is); anything else goes through ``datagram`` one by one, in order.
+        """
+        count, length = packets.shape
+        first = packets[0]
+        if count < 2 or length < e131.HEADER_BYTES or not self._vouch(packets):
+            for row in packets:
+                self.datagram(row.data if row.flags.c_contiguous else row.tobytes(), sender, now)
+            return
+        try:
+            head = e131.parse(first)
+        except ProtocolError:
+            head = None
+        if (
+            not isinstance(head, e131.DataPacket)
+            or head.options
+            or head.start_code
+            or head.priority > e131.MAX_PRIORITY
+            or head.sync_universe > e131.MAX_UNIVERSE
+        ):
+            for row in packets:
+                self.datagram(row.tobytes(), sender, now)
+            return
+        cid = head.cid.bytes
+        self.heard((sender, cid), now)
+        universes = (packets[:, e131.OFFSET_UNIVERSE].astype(np.int64) << 8) | packets[:, e131.OFFSET_UNIVERSE + 1]
+        if ((universes < e131.MIN_UNIVERSE) | (universes > e131.MAX_UNIVERSE)).any():
+            for row in packets:
+                self.datagram(row.tobytes(), sender, now)
+            return
+        sequences = packets[:, e131.OFFSET_SEQUENCE].astype(np.int64)
+        rows = universes - self.plan.first
+        ours = (rows >= 0) & (rows < self.plan.count)
+        if not ours.all():
+            self.drop(OTHER_UNIVERSE, f"universes outside {self.plan.first}..{self.plan.last}", int((~ours).sum()))
+            rows, sequences, packets = rows[ours], sequences[ours], packets[ours]
+        k = self.slot(cid, now)
+        if k < 0:
+            self.drop(TOO_MANY_SOURCES, f"more than {MAX_SOURCES} sources at once", rows.size)
+            return
+        n = min(length - e131.HEADER_BYTES, self.plan.per)
+        start = 0
+        while start < rows.size:  # a universe twice in the run (two frames): one part after the other
+            end = start + _unique_prefix(rows[start:])
+            self._apply(k, rows[start:end], sequences[start:end], packets[start:end], head, n, now)
+            start = end
+
+    def _vouch(self, packets: np.ndarray) -> bool:
+        """Every packet is byte for byte the first one but for sequence and universe."""
+        first = packets[0]
+        return bool(
+            (packets[:, : e131.OFFSET_SEQUENCE] == first[: e131.OFFSET_SEQUENCE]).all()
+            and (packets[:, e131.OFFSET_OPTIONS] == first[e131.OFFSET_OPTIONS]).all()
+            and (
+                packets[:, e131.OFFSET_DMP_LENGTH : e131.HEADER_BYTES]
+                == first[e131.OFFSET_DMP_LENGTH : e131.HEADER_BYTES]
+            ).all()
+        )
+
+    def _apply(
+        self,
+        k: int,
+        rows: np.ndarray,
+        sequences: np.ndarray,
+        packets: np.ndarray,
+        head: e131.DataPacket,
+        n: int,
+        now: float,
+    ) -> None:
+        """Data packets of slot ``k`` for distinct universe ``rows``: the sequence and priority rules at once."""
+        heard = self.heard_at[:, rows]
+        live = now - heard <= SILENCE  # (slot, packet)
+        diff = ((sequences - self.sequence[k, rows] + 128) & 0xFF) - 128
+        late = live[k] & (diff > -SEQUENCE_WINDOW) & (diff <= 0)
+        if late.any():
+            self.drop(OUT_OF_SEQUENCE, f"{int(late.sum())} late packets of a frame", int(late.sum()))
+            keep = ~late
+            rows, sequences, packets, live = rows[keep], sequences[keep], packets[keep], live[:, keep]
+        self.packets += rows.size
+        self.sequence[k, rows] = sequences
+        self.priority[k, rows] = head.priority
+        self.heard_at[k, rows] = now
+        live[k] = False
+        outranked = (live & (self.priority[:, rows] > head.priority)).any(axis=0)
+        if outranked.any():
+            self.drop(LOWER_PRIORITY, f"priority {head.priority} under a higher one", int(outranked.sum()))
+            keep = ~outranked
+            rows, packets = rows[keep], packets[keep]
+        if rows.size:
+            self._note_sync(head.sync_universe)
+            self._put(rows, head.sync_universe, packets[:, e131.HEADER_BYTES : e131.HEADER_BYTES + n], now)
+
+    # -- synchronization --------------------------------------------------------------------------------
 
     def sync(self, cid: bytes, sequence: int, address: int, now: float) -> None:
         """A sync packet: every universe held for ``address`` lands now."""
@@ -188,10 +337,15 @@ class E131Receiver(Receiver):
         for address, since in list(self.waiting.items()):
             if now - since > SILENCE:
                 self._land(address)
-                self.unsynced.add(address)
+                if len(self.unsynced) < MAX_SYNC_ADDRESSES:
+                    self.unsynced.add(address)
 
-    def winner_priority(self, universe: int, now: float) -> float:
-        """The highest live priority on ``universe`` (-inf when no source is live): for tests and STATUS."""
-        row = self.plan.index(universe)
-        live = [s.priority for s in self.sources[row].values() if now - s.last <= SILENCE] if row >= 0 else []
-        return max(live, default=-math.inf)
+
+def _unique_prefix(rows: np.ndarray) -> int:
+    """How many of ``rows`` from the start are distinct (the run up to the first repeat)."""
+    if rows.size < 2:
+        return rows.size
+    order = np.argsort(rows, kind="stable")
+    ordered = rows[order]
+    repeats = order[1:][ordered[1:] == ordered[:-1]]  # later occurrences of a value, by position
+    return int(repeats.min()) if repeats.size else rows.size

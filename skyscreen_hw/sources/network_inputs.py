@@ -21,6 +21,7 @@ import collections
 import contextlib
 import errno
 import ipaddress
+import itertools
 import logging
 import os
 import socket
@@ -45,13 +46,16 @@ from skyscreen_hw.protocols import e131, opc
 from skyscreen_hw.protocols.artnet_receiver import ArtnetReceiver
 from skyscreen_hw.protocols.ddp_receiver import DdpReceiver
 from skyscreen_hw.protocols.e131_receiver import E131Receiver
-from skyscreen_hw.protocols.universe_receiver import NOT_ALLOWED, OVERRUN, Receiver, UniversePlan
+from skyscreen_hw.protocols.universe_receiver import MALFORMED, NOT_ALLOWED, OVERRUN, Receiver, UniversePlan
+from skyscreen_hw.sources.udp_input import SLOT_BYTES, BatchReader, enable_gro
 
 TICK = 0.25  # seconds between timer runs: sync loss, rates, slow OPC clients, receive-buffer overruns
 RATE_WINDOW = 4  # timer runs the packets/s and frames/s figures span (1 s)
 RECEIVE_BUFFER = 8 << 20  # bytes asked for SO_RCVBUF: a few frames of the dome (the kernel caps it)
 MAX_DATAGRAM = 65535
 BURST = 4096  # datagrams read in one go before other work on the loop gets a turn
+DRAIN_DELAY = 0.001  # seconds from a burst's first datagram to draining it whole (senders take ~1 ms a frame)
+DEFER_BUFFER = 2 << 20  # receive buffer (as the kernel counts it) that holds a frame of the dome while waiting
 ALLOW_CACHE = 1024  # sender addresses whose verdict is remembered
 START_TIMEOUT = 10.0
 IGMP_MEMBERSHIPS = "/proc/sys/net/ipv4/igmp_max_memberships"
@@ -307,6 +311,12 @@ class UdpInput(InputSource):
         self._view = memoryview(self._buffer)
         self._drops_base = 0
         self.port = 0
+        self.reader: BatchReader | None = None
+        self._defer = False  # wait DRAIN_DELAY after the first datagram, then drain the burst at once
+        self._draining: asyncio.TimerHandle | None = None
+        self._parked = False  # the socket is out of the loop's readers until the pending drain
+
+    batched = False  # the receiver has batch(): read with recvmmsg, parse runs of packets at once
 
     async def _open(self) -> None:
         loop = asyncio.get_running_loop()
@@ -316,6 +326,10 @@ class UdpInput(InputSource):
             self.port = first.getsockname()[1]
             self.where = describe_address(first.family, first.getsockname())
             self.open_more()
+            if self.batched:
+                enable_gro(first)
+                self.reader = BatchReader.make(first)
+                self._defer = first.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= DEFER_BUFFER
             for sock in self.sockets:
                 loop.add_reader(sock.fileno(), self._on_readable, sock)
         except BaseException:
@@ -331,6 +345,10 @@ class UdpInput(InputSource):
 
     async def _close(self) -> None:
         await super()._close()
+        if self._draining is not None:
+            self._draining.cancel()
+            self._draining = None
+        self.reader = None
         loop = asyncio.get_running_loop()
         for sock in self.sockets:
             with contextlib.suppress(ValueError, OSError):
@@ -341,6 +359,91 @@ class UdpInput(InputSource):
         self.sockets, self.memberships = [], []
 
     def _on_readable(self, sock: socket.socket) -> None:
+        if self.reader is not None and sock is self.sockets[0]:
+            if self._defer:  # the burst goes on arriving: take it whole in a moment, in one drain
+                loop = asyncio.get_running_loop()
+                loop.remove_reader(sock.fileno())
+                self._parked = True
+                self._draining = loop.call_later(DRAIN_DELAY, self._drain, sock)
+            else:
+                self._drain(sock)
+            return
+        self._read_each(sock)
+
+    def _drain(self, sock: socket.socket) -> None:
+        """Every datagram waiting, many a system call, parsed run by run; then the reader is back."""
+        self._draining = None
+        reader = self.reader
+        if reader is None or self._closed:
+            return
+        now = time.monotonic()
+        try:
+            for _ in range(BURST // reader.slots + 1):
+                n = reader.read()
+                if n:
+                    self._runs(reader, n, now, sock)
+                if n < reader.slots:
+                    break
+        except OSError as exc:  # an ICMP error for a reply we sent: nothing more to read now
+            self.log.debug("%s: %s", self.name, exc)
+        self.after_burst(now)
+        if self._parked:
+            self._parked = False
+            asyncio.get_running_loop().add_reader(sock.fileno(), self._on_readable, sock)
+
+    def _runs(self, reader: BatchReader, n: int, now: float, sock: socket.socket) -> None:
+        """Datagrams 0 .. n-1 of ``reader`` to the receiver as runs of equal-length packets, in order."""
+        lengths, gso = reader.lengths(n).astype(np.int64), reader.gso(n)
+        truncated = reader.truncated(n)
+        same = reader.same_sender(n)
+        if same and not truncated.any() and not gso.any() and (lengths == lengths[0]).all():
+            sender = reader.sender(0)
+            if self.allowed(sender[0]):
+                self._batch(reader.buffer[:n, : int(lengths[0])], sender, now, sock)
+            else:
+                for _ in range(n):
+                    self.refuse(sender[0])
+            return
+        keys = lengths * (SLOT_BYTES + 1) + gso
+        if not same:
+            keys = keys * 3 + np.arange(n)  # one run a datagram when senders differ
+        cuts = [0, *(np.flatnonzero(np.diff(keys)) + 1).tolist(), n]
+        for a, b in itertools.pairwise(cuts):
+            sender = reader.sender(a)
+            if not self.allowed(sender[0]):
+                for _ in range(b - a):
+                    self.refuse(sender[0])
+                continue
+            if truncated[a:b].any():
+                self.receiver.drop(MALFORMED, "a datagram larger than 64 KiB, cut short", b - a)
+                continue
+            length, size = int(lengths[a]), int(gso[a])
+            if not size or length <= size:
+                self._batch(reader.buffer[a:b, :length], sender, now, sock)
+                continue
+            full, tail = length // size * size, length % size
+            if tail:
+                for i in range(a, b):  # each super-datagram's short last packet comes after its others
+                    self._batch(reader.buffer[i, :full].reshape(-1, size), sender, now, sock)
+                    self._batch(reader.buffer[i, full:length].reshape(1, -1), sender, now, sock)
+            else:
+                rows = [reader.buffer[i, :full].reshape(-1, size) for i in range(a, b)]
+                self._batch(rows[0] if len(rows) == 1 else np.concatenate(rows), sender, now, sock)
+
+    def _batch(self, packets: np.ndarray, sender: Any, now: float, sock: socket.socket) -> None:
+        receiver: Any = self.receiver
+        if packets.shape[0] == 1:
+            self.handle(memoryview(packets[0].tobytes()), sender, now, sock)
+            return
+        receiver.batch(packets, sender, now)
+        for reply in getattr(receiver, "replies", ()):
+            with contextlib.suppress(OSError):
+                sock.sendto(reply, sender)
+        if getattr(receiver, "replies", None):
+            receiver.replies.clear()
+
+    def _read_each(self, sock: socket.socket) -> None:
+        """One datagram a call (where recvmmsg is missing, and the sockets other than the first)."""
         recv = sock.recvfrom_into
         view, allowed, handle = self._view, self.allowed, self.handle
         now = time.monotonic()
@@ -369,13 +472,17 @@ class UdpInput(InputSource):
                 if not self.overruns:
                     self.log.warning(
                         "%s: the receive buffer overflowed: datagrams lost (raise net.core.rmem_max; counted"
-                        " in STATUS)",
+                        " in STATUS)%s",
                         self.name,
+                        "; draining each datagram at once from now on" if self._defer else "",
                     )
                 self.overruns = drops - self._drops_base
+                self._defer = False  # a burst does not fit the buffer: no more waiting for its end
 
 
 class DdpInput(UdpInput):
+    batched = True
+
     def __init__(self, *args: Any, status: dict[str, object], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.status = status
@@ -389,6 +496,8 @@ class DdpInput(UdpInput):
 
 class E131Input(UdpInput):
     """E1.31: unicast on ``bind``; multicast groups 239.255.hi.lo of every universe taken."""
+
+    batched = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -1,0 +1,106 @@
+"""The receivers' two ways in agree: runs of packets through ``batch`` (numpy, what the inputs use for a
+frame's packets) leave exactly the state one ``datagram`` call a packet leaves, on random streams of
+good, late, outranked, synchronized, foreign and broken packets."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+
+import numpy as np
+import pytest
+
+from skyscreen_hw.protocols import ddp, e131
+from skyscreen_hw.protocols.ddp_receiver import DdpReceiver
+from skyscreen_hw.protocols.e131_receiver import E131Receiver
+from skyscreen_hw.protocols.universe_receiver import UniversePlan, sequence_late
+
+
+def runs(packets: list[bytes]) -> list[list[bytes]]:
+    """Consecutive packets of equal length, as the inputs hand them over."""
+    return [list(group) for _, group in itertools.groupby(packets, key=len)]
+
+
+def feed_both(one, many, packets: list[tuple[float, bytes]]) -> None:
+    for now, group in itertools.groupby(packets, key=lambda p: p[0]):
+        chunk = [p for _, p in group]
+        for packet in chunk:
+            one.datagram(packet, ("127.0.0.1", 1), now)
+        for run in runs(chunk):
+            many.batch(np.array([np.frombuffer(p, dtype=np.uint8) for p in run]), ("127.0.0.1", 1), now)
+        one.tick(now)
+        many.tick(now)
+
+
+def test_sequence_rule_with_wrap() -> None:
+    assert sequence_late(5, 5) and sequence_late(250, 255) and sequence_late(240, 3)
+    assert not sequence_late(0, 255) and not sequence_late(6, 5) and not sequence_late(235, 255)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_e131_batch_equals_one_at_a_time(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    plan = UniversePlan(first=3, per=int(rng.choice([12, 510])), size=int(rng.integers(20, 4000)))
+    one, many = E131Receiver(plan), E131Receiver(plan)
+    cids = [uuid.UUID(int=int(rng.integers(1, 2**62))) for _ in range(3)]
+    sequences = {c: int(rng.integers(0, 256)) for c in cids}
+    packets: list[tuple[float, bytes]] = []
+    now = 100.0
+    for _frame in range(40):
+        now += float(rng.choice([0.02, 0.02, 0.02, 1.5]))
+        cid = cids[int(rng.integers(0, len(cids)))]
+        priority = int(rng.choice([100, 100, 150, 200]))
+        sync = int(rng.choice([0, 0, 7]))
+        sequences[cid] = (sequences[cid] + int(rng.choice([1, 1, 1, 0, -3, 30]))) % 256
+        universes = list(range(plan.first - 1, plan.last + 2))
+        if rng.random() < 0.3:
+            universes = list(rng.permutation(universes)[: max(1, len(universes) // 2)])
+        if rng.random() < 0.2:
+            universes = universes + universes[:2]  # a universe twice in a run
+        channels = plan.per if rng.random() < 0.8 else int(rng.integers(1, 512))
+        for u in universes:
+            if u < 1:
+                continue
+            data = rng.integers(0, 256, channels, dtype=np.uint8).tobytes()
+            flag = e131.OPTION_TERMINATED if rng.random() < 0.02 else 0
+            packet = e131.data_packet(
+                cid, "src", int(u), data, priority=priority, sync_universe=sync, sequence=sequences[cid], options=flag
+            )
+            if rng.random() < 0.03:
+                packet = packet[:-1]  # broken: lengths disagree
+            packets.append((now, packet))
+        if sync and rng.random() < 0.8:
+            packets.append((now, e131.sync_packet(cid, sync, sequence=sequences[cid])))
+    feed_both(one, many, packets)
+    assert np.array_equal(one.image, many.image)
+    assert one.packets == many.packets
+    assert dict(one.dropped) == dict(many.dropped)
+    for cid, k in one.cids.items():  # each source's state (slots may be numbered differently)
+        j = many.cids[cid]
+        assert np.array_equal(one.heard_at[k], many.heard_at[j]) and np.array_equal(one.sequence[k], many.sequence[j])
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_ddp_batch_equals_one_at_a_time(seed: int) -> None:
+    rng = np.random.default_rng(100 + seed)
+    size = int(rng.integers(30, 5000))
+    one, many = DdpReceiver(size), DdpReceiver(size)
+    packets: list[tuple[float, bytes]] = []
+    now = 10.0
+    for _frame in range(30):
+        now += float(rng.choice([0.02, 0.02, 3.0]))
+        per = int(rng.choice([30, 300, 1440]))
+        contiguous = rng.random() < 0.7
+        offsets = list(range(0, size + per, per)) if contiguous else sorted(rng.integers(0, size + 50, 6).tolist())
+        push_at = int(rng.choice([len(offsets) - 1, len(offsets) // 2, -1]))
+        for i, offset in enumerate(offsets):
+            data = rng.integers(0, 256, per, dtype=np.uint8).tobytes()
+            kind = int(rng.choice([ddp.TYPE_RGB8, ddp.TYPE_RGB8, 0x01, ddp.TYPE_RGBW8]))
+            packet = ddp.packet(data, offset, push=(i == push_at), kind=kind, sequence=i % 16)
+            if rng.random() < 0.03:
+                packet = packet[:9]
+            packets.append((now, packet))
+    feed_both(one, many, packets)
+    assert np.array_equal(one.image, many.image)
+    assert one.packets == many.packets and one.pushes == many.pushes
+    assert dict(one.dropped) == dict(many.dropped)
