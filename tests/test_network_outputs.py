@@ -514,3 +514,16 @@ def test_check_config_shows_where_each_leds_goes_and_warns_where_the_wire_is_too
     assert any("use gigabit Ethernet" in w for w in warnings)
     assert not any("#1:" in w for w in warnings)
     assert "[[outputs]]" in lines  # the resolved TOML follows, as before
+
+
+def test_check_config_says_nothing_more_without_network_outputs(tmp_path: Path) -> None:
+    cfg = tmp_path / "serial.toml"
+    cfg.write_text(
+        '[websocket]\nenabled = false\n[[outputs]]\ntype = "serial"\nport = "/dev/null"\n'
+        '[[outputs]]\ntype = "simulator"\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "skyscreen_hw", "check-config", str(cfg)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Mbit/s" not in done.stdout and "warning" not in done.stdout

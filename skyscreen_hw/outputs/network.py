@@ -628,8 +628,10 @@ class Summary:
 
 def summarize(cfg: Any, first: int, count: int, fps: float) -> Summary | None:
     """The controller, LEDs, universes or packets of a network output, and its wire rate; None for others."""
-    from skyscreen_hw.config import ArtnetOutputConfig, DdpOutputConfig, E131OutputConfig
+    from skyscreen_hw.config import ArtnetOutputConfig, DdpOutputConfig, E131OutputConfig, NetworkOutputConfig
 
+    if not isinstance(cfg, NetworkOutputConfig):
+        return None
     last = first + count - 1
     where = f"{cfg.host}:{cfg.port}" if cfg.host != "multicast" else f"multicast (239.255.x.y):{cfg.port}"
     warnings: list[str] = []
