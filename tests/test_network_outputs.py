@@ -519,7 +519,7 @@ def test_check_config_shows_where_each_leds_goes_and_warns_where_the_wire_is_too
 def test_check_config_says_nothing_more_without_network_outputs(tmp_path: Path) -> None:
     cfg = tmp_path / "serial.toml"
     cfg.write_text(
-        '[websocket]\nenabled = false\n[[outputs]]\ntype = "serial"\nport = "/dev/null"\n'
+        '[websocket]\nenabled = false\n[[outputs]]\ntype = "serial"\nport = "/dev/null"\ncount = 100\n'
         '[[outputs]]\ntype = "simulator"\n'
     )
     done = subprocess.run(
