@@ -149,12 +149,15 @@ def _network_summary(config: configuration.Config, plans: Sequence) -> None:
 
 
 def _layout(args: argparse.Namespace) -> int:
-    from skyscreen_hw import layout_drawing, layouts
+    from skyscreen_hw import layout_drawing, layouts, outputs
 
-    layout = layouts.build(configuration.load(args.config))
+    config = configuration.load(args.config)
+    layout = layouts.build(config)
     print(layout_drawing.describe(layout))
+    plans = outputs.plan(config, layout)
+    _network_summary(config, plans)
     if args.png:
-        layout_drawing.draw(layout, args.png, args.size)
+        layout_drawing.draw(layout, args.png, args.size, controllers=layout_drawing.controllers(plans))
         print(f"saved {args.png}")
     return 0
 

@@ -527,3 +527,16 @@ def test_check_config_says_nothing_more_without_network_outputs(tmp_path: Path) 
     )
     assert done.returncode == 0, done.stderr
     assert "Mbit/s" not in done.stdout and "warning" not in done.stdout
+
+
+def test_layout_png_draws_and_names_each_controller(tmp_path: Path) -> None:
+    pytest.importorskip("pygame")
+    example = Path(__file__).parent.parent / "examples" / "dome-ddp.toml"
+    png = tmp_path / "dome.png"
+    done = subprocess.run(
+        [sys.executable, "-m", "skyscreen_hw", "--config", str(example), "layout", "--png", str(png), "--size", "400"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert done.stdout.count("[[outputs]] #") == 12 and "10.0.0.32:4048: LEDs 95040-103679" in done.stdout
