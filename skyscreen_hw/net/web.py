@@ -8,10 +8,13 @@ viewer simply gets fewer frames. Nothing is queued per viewer, and the frame clo
 
 Per-message deflate, where it pays: a viewer whose browser offers permessage-deflate gets it with
 ``server_no_context_takeover``, so every message is compressed on its own and one compression of a
-picture serves every viewer. Each picture is compressed (zlib level 1) at most once, when a viewer is
-about to send it; when a compressed picture is not smaller than ``DEFLATE_PAYS`` of the raw one (noise),
-pictures go uncompressed (RSV1 clear, as RFC 7692 allows) for ``DEFLATE_RETRY`` seconds before trying
-again. Numbers in docs/web.md.
+picture serves every viewer. Compression costs the daemon CPU (1.5 ms for a dome frame) and saves only
+bandwidth, so a viewer gets compressed pictures only while its link is the bottleneck: after a send
+that took more than ``BEHIND`` of its frame period, for ``BEHIND_HOLD`` seconds (a phone on Wi-Fi; a
+browser on the same machine or a wired LAN keeps getting raw pictures). Each picture is compressed (zlib
+level 1) at most once, when such a viewer is about to send it; when a compressed picture is not smaller
+than ``DEFLATE_PAYS`` of the raw one (noise), pictures go uncompressed (RSV1 clear, as RFC 7692
+allows) for ``DEFLATE_RETRY`` seconds before trying again. Numbers in docs/web.md.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ MAX_VIEWERS = 16  # /live connections at once (each also counts in [websocket] m
 DEFLATE_LEVEL = 1  # zlib level: 8x smaller than raw on the spiral demo in 1.1 ms; level 6 gains 10% for 2x
 DEFLATE_PAYS = 0.75  # compressed / raw at most this, or pictures go raw for a while
 DEFLATE_RETRY = 2.0  # seconds of raw pictures after compression did not pay
+BEHIND = 0.5  # a send longer than this part of the viewer's frame period: its link is the bottleneck
+BEHIND_HOLD = 5.0  # seconds a viewer that fell behind gets compressed pictures, before raw is tried again
 POSITION_STEPS = 65535  # positions are sent quantised to this many steps across the unit square
 CLOSE_UNSUPPORTED = 1003
 _SYNC_TAIL = b"\x00\x00\xff\xff"
@@ -262,22 +267,26 @@ class LiveStreams:
 
     async def _stream(self, ws: ServerConnection, options: LiveOptions) -> None:
         loop = asyncio.get_running_loop()
-        compress = deflating(ws)
+        can_compress = deflating(ws)
+        behind_until = -float("inf")
         period = 1.0 / options.fps
         seen, generation = -1, self.live.picture.generation
         await ws.send(await self._layout(self.live.picture, options))  # at once: the page draws the LEDs dark
         due = loop.time()
         while True:
-            picture = await self.live.changed(seen)
             now = loop.time()
-            if now < due:  # the viewer's rate: wait, then take the newest picture
-                await asyncio.sleep(due - now)
-                picture = await self.live.changed(seen)
+            if now < due:  # the viewer's rate first, then the newest picture: a viewer slower than the
+                await asyncio.sleep(due - now)  # clock finds one at once and the clock never wakes the loop
+            picture = await self.live.changed(seen)
             if picture.generation != generation:
                 await ws.send(await self._layout(picture, options))
                 generation = picture.generation
             start = loop.time()
+            compress = can_compress and start < behind_until
             await ws.send(self.encodings.message(picture, options.scale, compress))  # returns once written out
+            took = loop.time() - start
+            if can_compress and took > BEHIND * period:
+                behind_until = loop.time() + BEHIND_HOLD
             self.frames_sent += 1
             seen = picture.version
             due = max(due + period, start)

@@ -4,9 +4,11 @@
 someone watches: the copy becomes an immutable ``LivePicture`` that every viewer shares, published by
 replacing one reference (no lock). An unchanged frame (the clock's keepalive re-shows) publishes nothing.
 The network runtime's `/live` handlers wait for a newer picture with ``changed``: the clock wakes the
-event loop with one ``call_soon_threadsafe`` when a picture is published and no wake-up is pending, so
-the loop is woken at most once per frame shown, however many viewers wait (see docs/web.md for why
-this beats polling at each viewer's rate).
+event loop with one ``call_soon_threadsafe`` when it publishes a picture while a viewer is waiting for
+one and no wake-up is pending. A viewer slower than the clock (30 fps against 60) finds a newer picture
+each time it asks and is never woken; the loop is woken at most once per frame shown, however many
+viewers wait, and not at all while the picture stands still (docs/web.md has the measurements against
+polling at each viewer's rate).
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class LiveView(Output):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._event: asyncio.Event | None = None
         self._wake_pending = False
+        self._waiting = 0  # viewers inside changed() (network thread); the clock wakes the loop only for them
 
     @property
     def picture(self) -> LivePicture:
@@ -81,7 +84,8 @@ class LiveView(Output):
             return
         self._picture = LivePicture(old.layout, old.outputs, old.generation, old.version + 1, data)
         self.stats.frames_sent += 1
-        self._wake()
+        if self._waiting > 0:  # read after publishing: a viewer counted before it looked gets woken
+            self._wake()
 
     def follow(self, layout: Layout, parts: list[tuple[slice, Output]]) -> None:
         """The pipeline's layout and outputs changed (start, reload): viewers get the layout message again."""
@@ -112,10 +116,14 @@ class LiveView(Output):
             event = self._event
             if event is None:
                 raise RuntimeError("LiveView.changed() before attach()")
-            picture = self._picture  # read after taking the event: a later publish sets this event
-            if picture.version != seen and picture.leds:
-                return picture
-            await event.wait()
+            self._waiting += 1  # before looking: a picture published after the look then wakes this event
+            try:
+                picture = self._picture
+                if picture.version != seen and picture.leds:
+                    return picture
+                await event.wait()
+            finally:
+                self._waiting -= 1
 
     def _wake(self) -> None:
         loop = self._loop
