@@ -410,3 +410,81 @@ def test_a_viewer_that_never_reads_slows_nothing_and_holds_no_memory(
     assert min(during) >= 0.75 * statistics.median(before), (before, during)
     assert rss_after - rss_before < 4096, f"VmRSS grew by {rss_after - rss_before} KiB"
     assert live["frames_sent"] > 200  # the clock kept publishing while the viewer sat there
+
+
+def test_a_viewer_whose_link_cannot_keep_up_gets_compressed_pictures() -> None:
+    s = Server(matrix(360, 288))
+    try:
+        base = np.zeros((s.layout.count, 3), np.uint8)
+        base[:, 0] = np.arange(s.layout.count) % 200  # compressible, like a pattern
+        stop = threading.Event()
+
+        def clock() -> None:
+            k = 0
+            while not stop.wait(1 / 60):
+                k += 1
+                base[:, 1] = k % 256
+                s.show(base)
+
+        thread = threading.Thread(target=clock, daemon=True)
+        thread.start()
+
+        async def slow_viewer() -> list[bytes]:
+            frames = []
+            # offers deflate, as browsers do; reads nothing ahead of the test, through a small window
+            async with connect(s.url, max_size=None, max_queue=1, close_timeout=1) as ws:
+                ws.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+                await asyncio.wait_for(ws.recv(), 10)
+                for _ in range(6):
+                    await asyncio.sleep(0.3)  # a link far slower than 9 MB/s
+                    frames.append(await asyncio.wait_for(ws.recv(), 10))
+            return frames
+
+        try:
+            frames = asyncio.run(slow_viewer())
+        finally:
+            stop.set()
+            thread.join()
+        encodings = s.server._streams.encodings
+        assert encodings.compressed >= 1 and encodings.paid >= 1
+        assert all(len(f) == s.layout.count * 3 for f in frames)  # inflated by the client: the same pictures
+    finally:
+        s.server.stop()
+
+
+def test_a_reload_that_changes_the_layout_sends_viewers_the_new_one(display_name: str, daemon_factory) -> None:
+    import os
+    import signal
+
+    text = textwrap.dedent(
+        f"""
+        outputs = []
+        [frame]
+        name = "{display_name}"
+        width = 16
+        height = 12
+        [layout]
+        type = "matrix"
+        [websocket]
+        port = 0
+        """
+    )
+    daemon = daemon_factory(text)
+    daemon.wait_for_log("running:")
+    port = int(re.search(r"ws://[\d.]+:(\d+)", daemon.log).group(1))
+
+    async def watch() -> tuple[dict, dict, bytes]:
+        async with connect(f"ws://127.0.0.1:{port}/live") as ws:
+            first = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            daemon.config_path.write_text(text.replace('type = "matrix"', 'type = "matrix"\nwidth = 8\nheight = 6'))
+            os.kill(daemon.proc.pid, signal.SIGHUP)
+            while True:
+                message = await asyncio.wait_for(ws.recv(), 10)
+                if isinstance(message, str):
+                    second = json.loads(message)
+                    return first, second, await asyncio.wait_for(ws.recv(), 10)
+
+    first, second, frame = asyncio.run(watch())
+    assert (first["count"], second["count"], len(frame)) == (192, 48, 48 * 3)
+    assert status(port)["leds"] == 48
+    assert [o["leds"] for o in status(port)["outputs"] if o["kind"] == "live view"] == [48]
