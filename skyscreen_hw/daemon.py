@@ -154,6 +154,7 @@ class Daemon:
         self.service = Service.from_environment(log)
         self.mixer = Mixer()
         self.frame_source = None
+        self.frame_v2_source = None
         self.canvas = None
         self.runtime = None
         self.server = None
@@ -169,10 +170,14 @@ class Daemon:
     def start(self) -> None:
         """Open the sources, the network runtime and the outputs; raises SkyscreenError."""
         from skyscreen_hw.sources.frame_source import SharedFrameSource
+        from skyscreen_hw.sources.frame_v2 import SharedFrameV2Source
 
         self.frame_source = SharedFrameSource(self.config.frame, self.mixer, self.log)
         self.mixer.add(self.frame_source)
+        self.frame_v2_source = SharedFrameV2Source(self.config.frame, self.mixer, self.log)  # beside v1
+        self.mixer.add(self.frame_v2_source)
         layout = layouts.build(self.config)
+        self._start_runtime()
         self._start_network(layout)
         self._start_inputs(layout)
         plans = plan(self.config, layout, simulate=self.options.simulate)
@@ -192,17 +197,29 @@ class Daemon:
             raise
         self.pipeline = Pipeline(self.config, layout, outputs, self.canvas)
         self.frame_source.start()
+        self.frame_v2_source.start()
+
+    def _start_runtime(self) -> None:
+        """The one network runtime, when anything talks to the network: the websocket, inputs, controllers."""
+        from skyscreen_hw.config import NetworkOutputConfig
+        from skyscreen_hw.outputs.network import use_runtime
+
+        networked = any(isinstance(o, NetworkOutputConfig) for o in self.config.outputs) and not self.options.simulate
+        if not (self.config.websocket.enabled or self.config.inputs or networked):
+            return
+        from skyscreen_hw.net.runtime import NetworkRuntime
+
+        self.runtime = NetworkRuntime(self.log)
+        self.runtime.start()
+        use_runtime(self.runtime)  # network outputs, also those a reload opens, send through it
 
     def _start_network(self, layout: Layout) -> None:
         if not self.config.websocket.enabled:
             return
-        from skyscreen_hw.net.runtime import NetworkRuntime
         from skyscreen_hw.sources.canvas import Canvas
         from skyscreen_hw.sources.websocket import InstructionServer
 
         sockets = self.service.listen_fds()
-        self.runtime = NetworkRuntime(self.log)
-        self.runtime.start()
         self.canvas = Canvas(on_change=self.mixer.poke)
         self.server = InstructionServer(
             self.config.websocket,
@@ -219,12 +236,10 @@ class Daemon:
         """[[inputs]]: each a source of the mixer, listening on the network runtime (closed with the sources)."""
         if not self.config.inputs:
             return
-        from skyscreen_hw.net.runtime import NetworkRuntime
         from skyscreen_hw.sources.network_inputs import open_inputs
 
         if self.runtime is None:
-            self.runtime = NetworkRuntime(self.log)
-            self.runtime.start()
+            return
         for source in open_inputs(self.config, layout.count, self.mixer, self.runtime, self.log):
             self.mixer.add(source)
 
@@ -240,11 +255,14 @@ class Daemon:
             self.pipeline = None
         if self.server is not None:
             self.server.stop()
-        if self.runtime is not None:
-            self.runtime.stop()
         for source in list(self.mixer.sources):
             source.close()
             self.mixer.remove(source)
+        if self.runtime is not None:
+            from skyscreen_hw.outputs.network import use_runtime
+
+            use_runtime(None)
+            self.runtime.stop()
         self.service.close()
 
     # -- the frame clock ----------------------------------------------------------------------------
@@ -312,10 +330,11 @@ class Daemon:
         self._show_last_delivery()
 
     def _show_last_delivery(self) -> None:
-        """At the stop: a frame a writer was told we took is shown (and recorded) before the black one."""
+        """At the stop: a frame a writer was told we took, or a drawing applied, is shown (and recorded)
+        before the black one."""
         p = self.pipeline
         with self.mixer.cond:
-            if p is None or not any(s.fresh for s in self.mixer.sources):
+            if p is None or not (p.canvas_changed or any(s.fresh for s in self.mixer.sources)):
                 return
             source, _ = self.mixer.take(time.monotonic())
             p.take(source)
@@ -361,7 +380,7 @@ class Daemon:
         old = self.config
         restart = [
             f"[{section}] {f.name}"
-            for section, keys in (("frame", ("name", "width", "height", "group")), ("websocket", None))
+            for section, keys in (("frame", ("name", "width", "height", "group", "slots")), ("websocket", None))
             for f in dataclasses.fields(getattr(new, section))
             if (keys is None or f.name in keys)
             and getattr(getattr(new, section), f.name) != getattr(getattr(old, section), f.name)
@@ -404,7 +423,8 @@ class Daemon:
         pipeline = Pipeline(new, layout, Outputs(planned, old.outputs.record, old.outputs.live), self.canvas)
         pipeline.picture[:] = old.picture if layout is old.layout else 0
         self.mixer.current = None  # the winner's frame is gathered again through the new layout
-        self.frame_source.priority, self.frame_source.timeout = new.frame.priority, new.frame.timeout
+        for frame_source in (self.frame_source, self.frame_v2_source):
+            frame_source.priority, frame_source.timeout = new.frame.priority, new.frame.timeout
         self.pipeline, self.config = pipeline, new
 
     # -- reporting ----------------------------------------------------------------------------------
@@ -417,7 +437,8 @@ class Daemon:
         ws = f"ws://{self.config.websocket.host}:{self.server.port}" if self.server else "websocket off"
         fc = self.config.frame
         return (
-            f"display {fc.name!r} {fc.height}x{fc.width} ({self.frame_source.path}), {p.layout.count} LEDs"
+            f"display {fc.name!r} {fc.height}x{fc.width} ({self.frame_source.path}, v2 {self.frame_v2_source.path}),"
+            f" {p.layout.count} LEDs"
             f" ({p.layout.kind}), outputs: {outs}; {ws}"
         )
 
@@ -464,7 +485,7 @@ class Daemon:
             "frames_shown": self._frames_shown,
             "frames_dropped": sum(o["frames_dropped"] for o in outputs),
             "frames_failed": sum(o["frames_failed"] for o in outputs),
-            "torn_frames_skipped": self.frame_source.skipped if self.frame_source else 0,
+            "torn_frames_skipped": sum(s.skipped for s in (self.frame_source, self.frame_v2_source) if s is not None),
             "power_scale": p.power.last_scale if p is not None and p.power.enabled else 1.0,
             "sources": sources,
             "websocket": {"clients": server.clients, "refused": server.rejected} if server is not None else None,

@@ -303,6 +303,30 @@ def _lock_holder(ident: Ident) -> str:
     return ""
 
 
+def take_display_lock(path: Path, name: str, group: str, gid: int | None, log: logging.Logger) -> int:
+    """Open (or create) the lock file ``path``, verify its owner and lock it exclusively; return its fd.
+
+    AlreadyRunningError, naming the lock's owner and holder, when another daemon serves display ``name``.
+    """
+    fd = _open_or_create(path, 0, gid, "lock file", group)
+    try:
+        st = os.fstat(fd)
+        _verify(path, "lock file", st, group, gid)
+        _hand_over(path, st, gid, log, fd)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AlreadyRunningError(
+                f"display {name!r} is already served by another skyscreen-hw (lock {path},"
+                f" {_owner(st)}, held{_lock_holder((st.st_dev, st.st_ino)) or ' by another process'});"
+                " stop it first, or give this one another [frame] name"
+            ) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 class FrameReader:
     """The daemon's side of a shared frame: creates it, takes frames, paces writers.
 
@@ -345,24 +369,7 @@ class FrameReader:
     # -- opening, verified ----------------------------------------------------------------------------
 
     def _lock(self) -> int:
-        path = self.lock_path
-        fd = _open_or_create(path, 0, self._gid, "lock file", self.group)
-        try:
-            st = os.fstat(fd)
-            _verify(path, "lock file", st, self.group, self._gid)
-            _hand_over(path, st, self._gid, self.log, fd)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise AlreadyRunningError(
-                    f"display {self.name!r} is already served by another skyscreen-hw (lock {path},"
-                    f" {_owner(st)}, held{_lock_holder((st.st_dev, st.st_ino)) or ' by another process'});"
-                    " stop it first, or give this one another [frame] name"
-                ) from None
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
+        return take_display_lock(self.lock_path, self.name, self.group, self._gid, self.log)
 
     def _open_file(self, at_start: bool = False) -> int:
         """Open (creating if needed) the frame file, verify its owner, make it exactly ``size`` bytes."""
