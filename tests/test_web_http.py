@@ -88,6 +88,11 @@ def test_host_rule_without_a_token(host: str | None, allowed: bool) -> None:
     assert http.host_allowed(host, check_origins(["http://mypi.local:8080"])) is allowed
 
 
+def test_host_rule_allows_this_machines_own_name() -> None:
+    assert http.host_allowed("mypi:8765", (), ("mypi",))
+    assert not http.host_allowed("mypi.attacker.example:8765", (), ("mypi",))
+
+
 def test_the_page_policy_hashes_exactly_its_inline_blocks() -> None:
     html = "<style>a{}</style><script>one()</script><script type='x'>two()</script>"
 

@@ -136,12 +136,13 @@ def token_from(request: Request) -> str:
     return auth[7:].strip() if auth.lower().startswith("bearer ") else ""
 
 
-def host_allowed(host_header: str | None, origins: Collection[OriginKey]) -> bool:
+def host_allowed(host_header: str | None, origins: Collection[OriginKey], local_names: Collection[str] = ()) -> bool:
     """Whether a server without a token may answer a request for this `Host` (against DNS rebinding).
 
     Such a server listens on loopback only, so a browser reaches it by a loopback name or address
-    (localhost, 127.0.0.1, [::1], through an SSH tunnel too) or by the host of a listed origin; a page
-    whose own name merely resolves to 127.0.0.1 gets a 403. Clients that send no Host are not browsers.
+    (localhost, 127.0.0.1, [::1], through an SSH tunnel too), by this machine's own name (``local_names``:
+    Debian resolves it to 127.0.1.1) or by the host of a listed origin; a page whose own name merely
+    resolves to 127.0.0.1 gets a 403. Clients that send no Host are not browsers.
     """
     if host_header is None:
         return True
@@ -149,7 +150,7 @@ def host_allowed(host_header: str | None, origins: Collection[OriginKey]) -> boo
     if key is None:
         return False
     name = key[0]
-    if name == "localhost" or name.endswith(".localhost") or any(name == o[1] for o in origins):
+    if name in ("localhost", *local_names) or name.endswith(".localhost") or any(name == o[1] for o in origins):
         return True
     try:
         ip = ipaddress.ip_address(name.strip("[]"))

@@ -215,7 +215,8 @@ class InstructionServer:
         """403 for a foreign Host (without a token) or Origin, 401 without the token; None when all is well."""
         hosts = request.headers.get_all("Host")
         token = self.config.token
-        if not token and (len(hosts) > 1 or not routes.host_allowed(hosts[0] if hosts else None, self._origins)):
+        local = (socket.gethostname().lower(),)
+        if not token and (len(hosts) > 1 or not routes.host_allowed(hosts[0] if hosts else None, self._origins, local)):
             shown = ", ".join(hosts)[:120]
             self.log.warning(
                 "websocket %s: refused a request for host %s (HTTP 403): without a [websocket] token only"
