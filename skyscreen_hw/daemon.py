@@ -177,6 +177,7 @@ class Daemon:
         self.frame_v2_source = SharedFrameV2Source(self.config.frame, self.mixer, self.log)  # beside v1
         self.mixer.add(self.frame_v2_source)
         layout = layouts.build(self.config)
+        self._start_runtime()
         self._start_network(layout)
         self._start_inputs(layout)
         plans = plan(self.config, layout, simulate=self.options.simulate)
@@ -198,16 +199,27 @@ class Daemon:
         self.frame_source.start()
         self.frame_v2_source.start()
 
+    def _start_runtime(self) -> None:
+        """The one network runtime, when anything talks to the network: the websocket, inputs, controllers."""
+        from skyscreen_hw.config import NetworkOutputConfig
+        from skyscreen_hw.outputs.network import use_runtime
+
+        networked = any(isinstance(o, NetworkOutputConfig) for o in self.config.outputs) and not self.options.simulate
+        if not (self.config.websocket.enabled or self.config.inputs or networked):
+            return
+        from skyscreen_hw.net.runtime import NetworkRuntime
+
+        self.runtime = NetworkRuntime(self.log)
+        self.runtime.start()
+        use_runtime(self.runtime)  # network outputs, also those a reload opens, send through it
+
     def _start_network(self, layout: Layout) -> None:
         if not self.config.websocket.enabled:
             return
-        from skyscreen_hw.net.runtime import NetworkRuntime
         from skyscreen_hw.sources.canvas import Canvas
         from skyscreen_hw.sources.websocket import InstructionServer
 
         sockets = self.service.listen_fds()
-        self.runtime = NetworkRuntime(self.log)
-        self.runtime.start()
         self.canvas = Canvas(on_change=self.mixer.poke)
         self.server = InstructionServer(
             self.config.websocket,
@@ -224,12 +236,10 @@ class Daemon:
         """[[inputs]]: each a source of the mixer, listening on the network runtime (closed with the sources)."""
         if not self.config.inputs:
             return
-        from skyscreen_hw.net.runtime import NetworkRuntime
         from skyscreen_hw.sources.network_inputs import open_inputs
 
         if self.runtime is None:
-            self.runtime = NetworkRuntime(self.log)
-            self.runtime.start()
+            return
         for source in open_inputs(self.config, layout.count, self.mixer, self.runtime, self.log):
             self.mixer.add(source)
 
@@ -245,11 +255,14 @@ class Daemon:
             self.pipeline = None
         if self.server is not None:
             self.server.stop()
-        if self.runtime is not None:
-            self.runtime.stop()
         for source in list(self.mixer.sources):
             source.close()
             self.mixer.remove(source)
+        if self.runtime is not None:
+            from skyscreen_hw.outputs.network import use_runtime
+
+            use_runtime(None)
+            self.runtime.stop()
         self.service.close()
 
     # -- the frame clock ----------------------------------------------------------------------------
@@ -317,10 +330,11 @@ class Daemon:
         self._show_last_delivery()
 
     def _show_last_delivery(self) -> None:
-        """At the stop: a frame a writer was told we took is shown (and recorded) before the black one."""
+        """At the stop: a frame a writer was told we took, or a drawing applied, is shown (and recorded)
+        before the black one."""
         p = self.pipeline
         with self.mixer.cond:
-            if p is None or not any(s.fresh for s in self.mixer.sources):
+            if p is None or not (p.canvas_changed or any(s.fresh for s in self.mixer.sources)):
                 return
             source, _ = self.mixer.take(time.monotonic())
             p.take(source)

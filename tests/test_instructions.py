@@ -1,4 +1,4 @@
-"""The pure instruction decoder and the canvas: every command of the instruction set (docs/instructions.md), block mode, and bad words."""
+"""The pure instruction decoder and the canvas: every command of docs/instructions.md, block mode, bad words."""
 
 from __future__ import annotations
 
