@@ -258,6 +258,26 @@ def test_one_writer_at_a_time(display: str) -> None:
         reader.close()
 
 
+def test_the_standalone_v2_writer_of_the_standard_gets_frames_through(display: str) -> None:
+    """docs/frame-standard.md stays true: its v2 writer without this package, against the daemon's side."""
+    import re
+
+    doc = (ROOT / "docs" / "frame-standard.md").read_text()
+    (standalone,) = [b for b in re.findall(r"```python\n(.*?)```", doc, re.S) if "fcntl.flock(fd, fcntl.LOCK_EX)" in b]
+    script = standalone.replace('name = "skyscreen"', f'name = "{display}"')
+    script += (
+        "\nprint(post(np.full((height, width, 3), 3, np.uint8)), post(np.full((height, width, 3), 4, np.uint8)))\n"
+    )
+    reader = FrameReaderV2(display, H, W, 4, LOG)
+    try:
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+        assert done.stdout.split() == ["True", "True"], done.stderr
+        frames = take_until(reader, 2)
+        assert [int(f[0, 0, 0]) for f in frames] == [3, 4] and all((f == f[0, 0, 0]).all() for f in frames)
+    finally:
+        reader.close()
+
+
 # -- through a real daemon: buffered, in order, one a tick ------------------------------------------------
 
 
