@@ -7,15 +7,19 @@ Everything is measured in one run, against references measured in the same run:
    the simple one: the canvas overlay against the masked ``np.copyto``, the gamma lookup against
    ``table[leds]`` and the previous widening ``np.take``, the power limit against the previous widening
    sum and byte table.
-2. **Whole processes** fed by one writer that always has the next frame ready, so each consumer sets its
-   own pace: the daemon (``python -m skyscreen_hw --record /dev/null``, ``outputs = []``, websocket on)
-   on the plain dome, with the canvas drawn, and with a power limit that scales every frame; against a C
-   consumer doing the same work the plainest fast way (bench/reference_consumer.c, built with
-   ``gcc -O2``: memcpy out of the mapping, fused serpentine + gamma table, write), paced like the daemon,
-   so both pay the same wake-ups. CPU per frame: the process's CPU time (every thread, from /proc) over a
-   window, divided by the frames it took. Windows take turns over a few rounds, consumers not being
-   measured are stopped (SIGSTOP) so they neither take frames nor load the machine, and figures are
-   medians of per-round values (the daemon / C ratio and the added costs pair windows of one round).
+2. **Whole processes**, each fed by a writer of its own that always has the next frame ready, so each
+   consumer sets its own pace: the daemon (``python -m skyscreen_hw --record /dev/null``, ``outputs =
+   []``, websocket on) on the plain dome, with the canvas drawn, and with a power limit that scales every
+   frame; against a C consumer doing the same work the plainest fast way (bench/reference_consumer.c,
+   built with ``gcc -O2``: memcpy out of the mapping, fused serpentine + gamma table, write), paced like
+   the daemon, so both pay the same wake-ups. CPU per frame: the process's CPU time (every thread, from
+   /proc) over a window, divided by the frames it took. The C reference and the three daemons are fed at
+   once over the same short windows (a writer thread each), so a burst of load on this shared machine
+   falls on all of them: ratios and added costs pair the figures of one window, and the printed values
+   are medians over the rounds. Between windows the consumers are stopped (SIGSTOP). The daemon with
+   ``fps = 1000`` (no sleeping) is measured alone, for what waking up every 16 ms costs.
+   ``SKYSCREEN_BENCH_TREES="before=/path/a,after=/path/b"`` adds the same three daemons run from other
+   checkouts, each group measured with the C reference: versions compared in one run.
 
 Everything made in /dev/shm is removed at the end, also on errors and on SIGTERM.
 """
@@ -33,6 +37,7 @@ import signal
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -64,9 +69,12 @@ LED_MILLIAMPS = 55.0
 WINDOW = 0.5  # seconds of each measured window: short, so paired windows see the same machine
 WARMUP = 0.25  # seconds fed before each window (after SIGCONT)
 REPEATS = 12  # rounds of windows
+TOGETHER = True  # the 60 fps consumers fed at once, each by its own writer thread: they share the machine's load
 C_SOURCE = Path(__file__).resolve().parents[2] / "bench" / "reference_consumer.c"
 
 PLAIN, CANVAS, POWER = "daemon", "daemon, canvas drawn", "daemon, power limit"  # the daemons measured
+UNPACED = "daemon unpaced (fps 1000)"
+REFERENCE = "C reference"
 
 RATIO_BAR = 1.5  # daemon / C, plain dome
 CANVAS_BAR = 50e-6  # seconds a frame the canvas overlay may add
@@ -303,6 +311,43 @@ class Consumer:
         return taken, k
 
 
+def _together(group: list[Consumer], seconds: float) -> list[tuple[float, float]]:
+    """Feed every consumer of ``group`` at once (a writer thread each) over the same window."""
+    results: list[tuple[float, float]] = [(0.0, 0.0)] * len(group)
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(group))
+
+    def feed(i: int, c: Consumer) -> None:
+        try:
+            k = c._feed(WARMUP, 0)[1]
+            start.wait(10)
+            c0, t0 = cpu_seconds(c.proc.pid), time.monotonic()
+            frames, _ = c._feed(seconds, k)
+            c1, t1 = cpu_seconds(c.proc.pid), time.monotonic()
+            if frames == 0:
+                raise RuntimeError(f"{c.label} took no frames (exit {c.proc.poll()})")
+            results[i] = ((c1 - c0) / frames, frames / (t1 - t0))
+        except BaseException as exc:
+            errors.append(exc)
+            start.abort()
+
+    for c in group:
+        os.kill(c.proc.pid, signal.SIGCONT)
+    try:
+        threads = [threading.Thread(target=feed, args=(i, c), daemon=True) for i, c in enumerate(group)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        for c in group:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(c.proc.pid, signal.SIGSTOP)
+    if errors:
+        raise errors[0]
+    return results
+
+
 def _other_trees() -> list[tuple[str, str]]:
     """SKYSCREEN_BENCH_TREES="before=/path/a,after=/path/b": more daemons, each run from that source tree."""
     trees = []
@@ -352,7 +397,7 @@ async def _draw(url: str, messages: list[bytes]) -> None:
         raise RuntimeError(f"the daemon refused the drawing: {ws.close_code} {ws.close_reason}")
 
 
-def _processes(seconds: float, repeats: int) -> None:
+def _processes(seconds: float, repeats: int, together: bool) -> None:
     picture = _picture(1)
     limit = _half_the_draw(picture)
     consumers: list[Consumer] = []
@@ -373,12 +418,12 @@ def _processes(seconds: float, repeats: int) -> None:
             names.append(name)
             FrameWriter(name, HEIGHT, WIDTH).close()  # the frame file and semaphores, for the C consumer to open
             args = [binary, name, str(HEIGHT), str(WIDTH), str(GAMMA), str(BRIGHTNESS), str(FPS)]
-            start("C reference", subprocess.Popen(args, stdout=subprocess.DEVNULL), name)
+            start(REFERENCE, subprocess.Popen(args, stdout=subprocess.DEVNULL), name)
         plans: list[tuple[str, float, int, str | None]] = [
             (PLAIN, FPS, 0, None),
             (CANVAS, FPS, 0, None),
             (POWER, FPS, limit, None),
-            ("daemon unpaced (fps 1000)", 1000, 0, None),  # no sleeping: what waking up every 16 ms costs
+            (UNPACED, 1000, 0, None),  # no sleeping: what waking up every 16 ms costs
         ]
         for tree, source in _other_trees():
             plans += [(f"{label} [{tree}]", FPS, ma, source) for label, ma in ((PLAIN, 0), (CANVAS, 0), (POWER, limit))]
@@ -394,44 +439,62 @@ def _processes(seconds: float, repeats: int) -> None:
                 asyncio.run(_draw(daemon.url, _canvas_words()))
         for c in consumers:
             os.kill(c.proc.pid, signal.SIGSTOP)
-        per_frame: dict[str, list[float]] = {c.label: [] for c in consumers}
-        rates: dict[str, list[float]] = {c.label: [] for c in consumers}
+        # groups to compare: this checkout's daemons, and each other tree's, each with the C reference
+        reference = [c for c in consumers if c.label == REFERENCE]
+        groups = {"": [*reference, *(c for c in consumers if c.label in (PLAIN, CANVAS, POWER))]}
+        for tree, _ in _other_trees():
+            groups[tree] = [*reference, *(c for c in consumers if c.label.endswith(f" [{tree}]"))]
+        figures: dict[str, dict[str, list[tuple[float, float]]]] = {g: {} for g in groups}
         for r in range(repeats):
-            order = consumers[r % len(consumers) :] + consumers[: r % len(consumers)]  # a different one first
-            for c in order:
-                cpu, rate = c.window(seconds)
-                per_frame[c.label].append(cpu)
-                rates[c.label].append(rate)
-    _print_processes(per_frame, rates, seconds, repeats, why)
+            for tree, group in groups.items():
+                if together:
+                    measured = list(zip(group, _together(group, seconds), strict=True))
+                else:
+                    order = group[r % len(group) :] + group[: r % len(group)]  # a different one first
+                    measured = [(c, c.window(seconds)) for c in order]
+                for c, figure in measured:
+                    figures[tree].setdefault(c.label.removesuffix(f" [{tree}]"), []).append(figure)
+            for c in consumers:
+                if c.label == UNPACED:  # alone: it takes a core
+                    figures[""].setdefault(UNPACED, []).append(c.window(seconds))
+    _print_processes(figures, seconds, repeats, together, why)
 
 
 def _print_processes(
-    per_frame: dict[str, list[float]], rates: dict[str, list[float]], seconds: float, repeats: int, why: str
+    figures: dict[str, dict[str, list[tuple[float, float]]]], seconds: float, repeats: int, together: bool, why: str
 ) -> None:
+    """``figures[tree][label]``: (CPU seconds per frame, frames/s) of each round."""
+    how = "fed at once, a writer each" if together else "fed in turn"
     print(
-        f"whole processes, each fed by a writer that keeps up; {repeats} rounds of {seconds:g} s windows,"
+        f"whole processes ({how}; writers that keep up); {repeats} rounds of {seconds:g} s windows,"
         " CPU of every thread from /proc per frame taken, medians"
     )
-    for label, values in per_frame.items():
-        cpu, rate = statistics.median(values), statistics.median(rates[label])
-        print(
-            f"  {label:28s} {cpu * 1e6:7.1f} us/frame at {rate:6.1f} frames/s = {100 * cpu * rate:5.2f}% of a core"
-            f"   (rounds: {', '.join(f'{v * 1e6:.0f}' for v in values)} us)"
-        )
-    c = per_frame.get("C reference")
-    for tree, _ in _other_trees():
-        plain = per_frame[f"{PLAIN} [{tree}]"]
-        ratio = f"x{_paired(plain, c, lambda d, r: d / r):.2f} the C reference, " if c else ""
-        canvas = _paired(per_frame[f"{CANVAS} [{tree}]"], plain, lambda x, p: x - p)
-        power = _paired(per_frame[f"{POWER} [{tree}]"], plain, lambda x, p: x - p)
-        print(
-            f"  [{tree}]: daemon {ratio}canvas adds {canvas * 1e6:.0f} us/frame, power limit adds {power * 1e6:.0f} us"
-        )
-    plain = per_frame[PLAIN]
-    core = statistics.median(plain) * statistics.median(rates[PLAIN]) * 100
+    for tree, rows in figures.items():
+        for label, values in rows.items():
+            cpu = statistics.median(v[0] for v in values)
+            rate = statistics.median(v[1] for v in values)
+            print(
+                f"  {label + (f' [{tree}]' if tree else ''):30s} {cpu * 1e6:7.1f} us/frame at {rate:5.1f} frames/s"
+                f" = {100 * cpu * rate:5.2f}% of a core   (rounds: {', '.join(f'{v[0] * 1e6:.0f}' for v in values)})"
+            )
+    ours = figures[""]
+    for tree, rows in figures.items():
+        if tree:
+            ratio = (
+                f"x{_paired(rows[PLAIN], rows[REFERENCE], lambda d, c: d / c):.2f} the C reference, "
+                if REFERENCE in rows
+                else ""
+            )
+            canvas = _paired(rows[CANVAS], rows[PLAIN], lambda x, p: x - p)
+            power = _paired(rows[POWER], rows[PLAIN], lambda x, p: x - p)
+            print(
+                f"  [{tree}]: daemon {ratio}canvas adds {canvas * 1e6:.0f} us/frame, power limit {power * 1e6:.0f} us"
+            )
+    plain = ours[PLAIN]
+    core = statistics.median(v[0] for v in plain) * statistics.median(v[1] for v in plain) * 100
     report("daemon CPU on the plain dome at 60 fps", f"{core:.2f}% of a core", f"<= {CORE_BAR}%", core <= CORE_BAR)
-    if c:
-        ratio = _paired(plain, c, lambda d, r: d / r)
+    if REFERENCE in ours:
+        ratio = _paired(plain, ours[REFERENCE], lambda d, c: d / c)
         report("daemon / C reference, plain dome", f"x{ratio:.2f}", f"<= {RATIO_BAR}", ratio <= RATIO_BAR)
     else:
         report("daemon / C reference, plain dome", f"not measured: {why}", f"<= {RATIO_BAR}", None)
@@ -439,13 +502,13 @@ def _print_processes(
         (CANVAS, CANVAS_BAR, "canvas overlay adds"),
         (POWER, POWER_BAR, "active power limit adds"),
     ):
-        added = _paired(per_frame[label], plain, lambda x, p: x - p)
+        added = _paired(ours[label], plain, lambda x, p: x - p)
         report(f"{what} (vs the plain daemon)", f"{added * 1e6:.0f} us/frame", f"<= {bar * 1e6:.0f} us", added <= bar)
 
 
-def _paired(a: list[float], b: list[float], f: Callable[[float, float], float]) -> float:
-    """The median over rounds of ``f(a, b)``, pairing the windows of one round."""
-    return statistics.median(f(x, y) for x, y in zip(a, b, strict=True))
+def _paired(a: list[tuple[float, float]], b: list[tuple[float, float]], f: Callable[[float, float], float]) -> float:
+    """The median over rounds of ``f`` of the CPU per frame of ``a`` and ``b`` in the same round."""
+    return statistics.median(f(x[0], y[0]) for x, y in zip(a, b, strict=True))
 
 
 def run(args: argparse.Namespace | None = None) -> None:
@@ -454,4 +517,4 @@ def run(args: argparse.Namespace | None = None) -> None:
     repeats = int(getattr(args, "repeats", 0) or REPEATS)
     with terminated_by_sigterm():
         _steps(rounds)
-        _processes(seconds, repeats)
+        _processes(seconds, repeats, bool(getattr(args, "together", TOGETHER)))
