@@ -488,7 +488,11 @@ class Daemon:
             "torn_frames_skipped": sum(s.skipped for s in (self.frame_source, self.frame_v2_source) if s is not None),
             "power_scale": p.power.last_scale if p is not None and p.power.enabled else 1.0,
             "sources": sources,
-            "websocket": {"clients": server.clients, "refused": server.rejected} if server is not None else None,
+            "websocket": (
+                {"clients": server.clients, "viewers": server.viewers, "refused": server.rejected}
+                if server is not None
+                else None
+            ),
             "outputs": outputs,
         }
 
