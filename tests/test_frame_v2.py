@@ -637,3 +637,29 @@ def test_a_squatted_frames_file_is_refused_naming_owner_and_fix(display: str, fr
     assert f"owned by {frame_users.squatter}:{frame_users.squatter} with mode 0666" in message
     assert f"rm {path}" in message
     assert path.stat().st_size == 0  # untouched
+
+
+def test_the_modes_benchmark_reports_both_bars_and_leaves_nothing_in_shm(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A quick run of skyscreen_hw/benchmarks/modes.py: its two bars reported, its displays all removed."""
+    import argparse
+
+    from skyscreen_hw.benchmarks import RESULTS, modes, support
+
+    names: list[str] = []
+    make = support.display_name
+
+    def recorded() -> str:
+        names.append(make())
+        return names[-1]
+
+    monkeypatch.setattr(modes, "display_name", recorded)
+    RESULTS.clear()
+    modes.run(argparse.Namespace(rounds=3, window=0.3, repeats=1))
+    text = capsys.readouterr().out
+    assert [label for label, _ in RESULTS] == [
+        "dome with rotate + mirror / plain dome, per frame",
+        "daemon CPU per frame, v2 writer / v1 writer",
+    ], text
+    assert len(names) == 2 and not [p for name in names for p in support.display_files(name)]

@@ -827,6 +827,11 @@ class FrameWriterV2:
         head = self._current()
         return max(head.written - head.taken, 0)
 
+    @property
+    def taken(self) -> int:
+        """Frames the daemon has taken (the header's ``taken``)."""
+        return self._current().taken
+
     def post(self) -> None:
         """Show the acquired slot: ``written += 1``, then ``sem_post(ready)``."""
         if self._acquired is None:
