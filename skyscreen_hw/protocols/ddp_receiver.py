@@ -22,6 +22,7 @@ from skyscreen_hw.protocols.universe_receiver import IGNORED, MALFORMED, PAST_TH
 DESTINATION_CONFIG, DESTINATION_STATUS = 250, 251
 RGB_TYPES = frozenset({0x00, 0x01, ddp.TYPE_RGB8})
 REPLY_FLAGS = ddp.VERSION_1 | ddp.FLAG_REPLY | ddp.FLAG_PUSH
+_FRAME_COLUMNS = [0, 2, 3, 8, 9]  # flags, data type, ID, length: alike in every packet of a frame but the last
 
 
 def status_reply(sequence: int, status: Mapping[str, object]) -> bytes:
@@ -39,10 +40,13 @@ class DdpReceiver(Receiver):
         super().__init__(size)
         self.status = dict(status or {})
         self.pending = np.zeros_like(self.image)  # what the senders wrote since the last push
+        self.synced = True  # pending equals the image outside lo..hi (else it is refreshed before use)
         self.lo, self.hi = size, 0  # the range of ``pending`` written since the last push
         self.last_push = -1.0  # when the last push arrived; -1 = never: data lands at once
         self.pushes = 0
         self.replies: list[bytes] = []  # replies ``batch`` made (status queries), for the shell to send
+        self._offsets_key: tuple[int, int, int] | None = None
+        self._offsets = np.zeros((0, 4), dtype=np.uint8)
 
     @property
     def push_mode(self) -> bool:
@@ -92,7 +96,7 @@ class DdpReceiver(Receiver):
         end = min(start + pixels.size, self.size)
         if push:
             if not self.push_mode:  # from now on data waits for a push: pending starts as the image
-                self.pending[:] = self.image
+                self.synced = False
                 self.lo, self.hi = self.size, 0
             self.last_push = now
             self.pushes += 1
@@ -101,6 +105,7 @@ class DdpReceiver(Receiver):
             self.changed = True
             return
         if end > start:
+            self._sync_pending()
             self.pending[start:end] = pixels[: end - start]
             self.lo, self.hi = min(self.lo, start), max(self.hi, end)
         if push:
@@ -117,6 +122,8 @@ class DdpReceiver(Receiver):
         """
         count, length = packets.shape
         kind = int(packets[0, 2]) if count else 0
+        if count >= 2 and length > ddp.HEADER_BYTES and self._frame(packets, sender, now):
+            return
         if count < 2 or length <= ddp.HEADER_BYTES or kind not in RGB_TYPES or not self._vouch(packets):
             for row in packets:
                 reply = self.datagram(row.tobytes(), sender, now)
@@ -133,6 +140,66 @@ class DdpReceiver(Receiver):
                 push = end in pushes and offsets[end] < self.size  # a packet past the end is dropped whole
                 self._run(offsets[start : end + 1], data[start : end + 1], push, now)
             start = end + 1
+
+    def _frame(self, packets: np.ndarray, sender: object, now: float) -> bool:
+        """The usual run in a few numpy steps: RGB packets one after the other from the first one's
+        offset, wholly inside the display, no flags but a push on the last one. False (nothing done) otherwise."""
+        count, length = packets.shape
+        width = length - ddp.HEADER_BYTES
+        head = [int(b) for b in packets[0, :ddp.HEADER_BYTES]]
+        last = int(packets[-1, 0])
+        first = int.from_bytes(bytes(head[4:8]), "big")
+        if (
+            head[0] != ddp.VERSION_1
+            or last & ~ddp.FLAG_PUSH != ddp.VERSION_1
+            or head[2] not in RGB_TYPES
+            or head[3] not in (ddp.DESTINATION_DISPLAY, ddp.DESTINATION_ALL)
+            or (head[8] << 8 | head[9]) != width
+            or first + count * width > self.size
+        ):
+            return False
+        expect = self._expected(first, count, width)
+        columns = packets[:-1, _FRAME_COLUMNS]  # flags, type, ID, length of all but the last
+        if not (columns == np.array([head[i] for i in _FRAME_COLUMNS], dtype=np.uint8)).all():
+            return False
+        if not (packets[:, 4:8] == expect).all():  # the offsets, one packet after the other
+            return False
+        if any(int(packets[-1, i]) != head[i] for i in (2, 3, 8, 9)):
+            return False
+        self.heard(sender, now)
+        self._rows(first, packets[:, ddp.HEADER_BYTES :], bool(last & ddp.FLAG_PUSH), now)
+        return True
+
+    def _rows(self, first: int, data: np.ndarray, push: bool, now: float) -> None:
+        """``_run`` for rows that follow each other from byte ``first``, all inside the display."""
+        self.packets += data.shape[0]
+        end = first + data.size
+        if push:
+            if self.push_mode:
+                self._land()
+            target = self.image
+            self.changed = True
+            self.synced = False
+            self.lo, self.hi = self.size, 0
+            self.last_push = now
+            self.pushes += 1
+        elif self.push_mode:
+            self._sync_pending()
+            target = self.pending
+            self.lo, self.hi = min(self.lo, first), max(self.hi, end)
+        else:
+            target = self.image
+            self.changed = True
+        target[first:end].reshape(data.shape)[...] = data
+
+    def _expected(self, first: int, count: int, width: int) -> np.ndarray:
+        """The offsets of ``count`` packets of ``width`` bytes from ``first``, as header bytes (cached)."""
+        key = (first, count, width)
+        if self._offsets_key != key:
+            offsets = first + np.arange(count, dtype=np.int64) * width
+            self._offsets = offsets.astype(">u4").view(np.uint8).reshape(count, 4)
+            self._offsets_key = key
+        return self._offsets
 
     def _vouch(self, packets: np.ndarray) -> bool:
         """Every packet: version 1, no timecode, storage, reply or query flag, the first's data type, the
@@ -159,11 +226,12 @@ class DdpReceiver(Receiver):
                 self._land()  # what waited lands first; this run comes after it
             self._scatter(self.image, offsets, data)
             self.changed = True
-            self.pending[:] = self.image  # pending follows the image from here (push mode from now)
+            self.synced = False  # pending is refreshed from the image when data next waits in it
             self.lo, self.hi = self.size, 0
             self.last_push = now
             self.pushes += 1
         elif self.push_mode:
+            self._sync_pending()
             lo, hi = self._scatter(self.pending, offsets, data)
             self.lo, self.hi = min(self.lo, lo), max(self.hi, hi)
         else:
@@ -178,7 +246,10 @@ class DdpReceiver(Receiver):
         first = int(offsets[0])
         if offsets.size == 1 or bool((np.diff(offsets) == width).all()):
             end = min(first + offsets.size * width, self.size)
-            target[first:end] = data.reshape(-1)[: end - first]
+            whole = (end - first) // width  # rows that fit whole: one strided copy, no flattening first
+            target[first : first + whole * width].reshape(whole, width)[...] = data[:whole]
+            if first + whole * width < end:
+                target[first + whole * width : end] = data[whole, : end - first - whole * width]
             return first, end
         lo, hi = self.size, 0
         for offset, row in zip(offsets.tolist(), data, strict=True):
@@ -186,6 +257,12 @@ class DdpReceiver(Receiver):
             target[offset:end] = row[: end - offset]
             lo, hi = min(lo, offset), max(hi, end)
         return lo, hi
+
+    def _sync_pending(self) -> None:
+        """``pending`` is the image plus what waits: made so before data first waits there after a push."""
+        if not self.synced:
+            self.pending[:] = self.image
+            self.synced = True
 
     def _land(self) -> None:
         if self.hi > self.lo:

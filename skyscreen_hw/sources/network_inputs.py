@@ -55,6 +55,7 @@ RECEIVE_BUFFER = 8 << 20  # bytes asked for SO_RCVBUF: a few frames of the dome 
 MAX_DATAGRAM = 65535
 BURST = 4096  # datagrams read in one go before other work on the loop gets a turn
 DRAIN_DELAY = 0.001  # seconds from a burst's first datagram to draining it whole (senders take ~1 ms a frame)
+OVERRUN_TICKS, OVERRUN_WINDOW = 3, 2.0  # overflows in 3 timer runs within 2 s: stop waiting for bursts' ends
 DEFER_BUFFER = 2 << 20  # receive buffer (as the kernel counts it) that holds a frame of the dome while waiting
 ALLOW_CACHE = 1024  # sender addresses whose verdict is remembered
 START_TIMEOUT = 10.0
@@ -67,6 +68,7 @@ OPC_READ_LIMIT = 1 << 16  # bytes asyncio reads at once from a client
 SLOW = "too slow"
 TOO_MANY_CLIENTS = "too many clients"
 
+SO_MEMINFO, MEMINFO_FIELDS, MEMINFO_DROPS = 55, 9, 8  # <linux/sock_diag.h>: SK_MEMINFO_DROPS is the 9th
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)  # Linux <linux/in.h>; Python 3.12 names it
 
 
@@ -286,7 +288,14 @@ def _udp_socket(host: str, port: int, reuse: bool = False) -> socket.socket:
 
 
 def socket_drops(sock: socket.socket) -> int | None:
-    """Datagrams the kernel dropped on ``sock`` (receive buffer full): /proc/net/udp's drops column."""
+    """Datagrams the kernel dropped on ``sock`` (receive buffer full): SO_MEMINFO's drops (one system
+    call, Linux 4.12+), else /proc/net/udp's drops column."""
+    try:
+        info = sock.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, MEMINFO_FIELDS * 4)
+        if len(info) >= MEMINFO_FIELDS * 4:
+            return int(struct.unpack_from(f"{MEMINFO_FIELDS}I", info)[MEMINFO_DROPS])
+    except OSError:
+        pass
     try:
         inode = os.fstat(sock.fileno()).st_ino
         table = "/proc/net/udp6" if sock.family == socket.AF_INET6 else "/proc/net/udp"
@@ -315,6 +324,7 @@ class UdpInput(InputSource):
         self._defer = False  # wait DRAIN_DELAY after the first datagram, then drain the burst at once
         self._draining: asyncio.TimerHandle | None = None
         self._parked = False  # the socket is out of the loop's readers until the pending drain
+        self._overrun_ticks: collections.deque[float] = collections.deque(maxlen=OVERRUN_TICKS)
 
     batched = False  # the receiver has batch(): read with recvmmsg, parse runs of packets at once
 
@@ -393,17 +403,18 @@ class UdpInput(InputSource):
 
     def _runs(self, reader: BatchReader, n: int, now: float, sock: socket.socket) -> None:
         """Datagrams 0 .. n-1 of ``reader`` to the receiver as runs of equal-length packets, in order."""
-        lengths, gso = reader.lengths(n).astype(np.int64), reader.gso(n)
-        truncated = reader.truncated(n)
-        same = reader.same_sender(n)
-        if same and not truncated.any() and not gso.any() and (lengths == lengths[0]).all():
+        length = reader.plain_run(n)
+        if length:  # the usual: a sender's frame, packets alike
             sender = reader.sender(0)
             if self.allowed(sender[0]):
-                self._batch(reader.buffer[:n, : int(lengths[0])], sender, now, sock)
+                self._batch(reader.buffer[:n, :length], sender, now, sock)
             else:
                 for _ in range(n):
                     self.refuse(sender[0])
             return
+        lengths, gso = reader.lengths(n).astype(np.int64), reader.gso(n)
+        truncated = reader.truncated(n)
+        same = reader.same_sender(n)
         keys = lengths * (SLOT_BYTES + 1) + gso
         if not same:
             keys = keys * 3 + np.arange(n)  # one run a datagram when senders differ
@@ -472,12 +483,13 @@ class UdpInput(InputSource):
                 if not self.overruns:
                     self.log.warning(
                         "%s: the receive buffer overflowed: datagrams lost (raise net.core.rmem_max; counted"
-                        " in STATUS)%s",
+                        " in STATUS)",
                         self.name,
-                        "; draining each datagram at once from now on" if self._defer else "",
                     )
                 self.overruns = drops - self._drops_base
-                self._defer = False  # a burst does not fit the buffer: no more waiting for its end
+                self._overrun_ticks.append(now)
+                if self._defer and sum(1 for t in self._overrun_ticks if now - t < OVERRUN_WINDOW) >= OVERRUN_TICKS:
+                    self._defer = False  # bursts keep overflowing the buffer: no more waiting for their end
 
 
 class DdpInput(UdpInput):
