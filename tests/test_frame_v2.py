@@ -33,9 +33,9 @@ from skyscreen_hw.sources.frame_v2 import (
     FrameReaderV2,
     FrameWriterV2,
     Header,
-    frames_lock_path,
     frames_path,
     frames_semaphore_names,
+    remove_frames,
 )
 from skyscreen_hw.sources.shared_frame import semaphore_path
 
@@ -45,19 +45,11 @@ WAIT = 20.0  # seconds a test waits for what should happen within about one
 ROOT = Path(__file__).parent.parent
 
 
-def remove_v2(name: str) -> None:
-    for path in (frames_path(name), frames_lock_path(name)):
-        path.unlink(missing_ok=True)
-    for sem in frames_semaphore_names(name):
-        with contextlib.suppress(posix_ipc.ExistentialError):
-            posix_ipc.unlink_semaphore(sem)
-
-
 @pytest.fixture
 def display(display_name: str) -> Iterator[str]:
     """A display name of its own; its v1 and v2 files and semaphores are removed afterwards."""
     yield display_name
-    remove_v2(display_name)
+    remove_frames(display_name)
 
 
 @pytest.fixture(scope="module")

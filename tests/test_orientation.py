@@ -11,18 +11,28 @@ from __future__ import annotations
 
 import math
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from skyscreen_hw import config, layouts
 from skyscreen_hw.outputs.simulator import MARGIN
+from skyscreen_hw.sources.frame_v2 import remove_frames
 
 VANES, LENGTH = 360, 288  # the original's Screen.screen_vane_count, screen_vane_length
 WINDOW, ANNULUS = 800, 50  # the original renderer's window_size and annulus
 AREA = 0.95 * (WINDOW / 2.0 - ANNULUS)  # its paintable_area
 INNER = ANNULUS / (ANNULUS + AREA)  # the same annulus as a fraction of the dome's radius
 PI = 3.14159  # the original's value
+
+
+@pytest.fixture(autouse=True)
+def _no_v2_leftovers(display_name: str) -> Iterator[None]:
+    """The daemons here make the v2 frame too: removed with the display's v1 files."""
+    yield
+    remove_frames(display_name)
 
 
 def original_renderer(vane: np.ndarray, pixel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -94,3 +104,65 @@ def test_the_simulator_shows_an_original_frame_where_the_original_renderer_did(
     middle = size // 2
     assert tuple(picture[middle, size - MARGIN - 3]) == (15, 15, 200)  # vane 0, pixel 0: at the rim, 3 o'clock
     assert math.isclose(INNER, 50 / 382.5)
+
+
+def test_the_ported_original_pattern_looks_as_on_the_original_renderer(
+    tmp_path: Path, display_name: str, daemon_factory
+) -> None:
+    """The original's fermat spiral (skyscreen_hw.demos.fermat: its drawing unchanged), written by a v2 writer
+    process found through WRITER_FILE (geometry from the header): the simulator lights the places the
+    original renderer's formula gives for the spiral's pixels. In the default orientation the same frame
+    would come out inside-out, and the formula's places would mostly be dark."""
+    import os
+    import subprocess
+    import sys
+
+    import pygame
+
+    from skyscreen_hw.demos import Grid, fermat
+    from skyscreen_hw.sources.frame_v2 import frames_path
+
+    text = textwrap.dedent(
+        f"""
+        [frame]
+        name = "{display_name}"
+        [layout]
+        orientation = "original"
+        inner_radius = {INNER!r}
+        [color]
+        gamma = 1.0
+        [websocket]
+        enabled = false
+        """
+    )
+    snapshot = tmp_path / "fermat.png"
+    d = daemon_factory(text, "--simulate", "--snapshot", str(snapshot))
+    d.wait_for_log("running:", timeout=60)
+    script = (
+        "from skyscreen_hw.demos import Grid, fermat\n"
+        "from skyscreen_hw.sources.frame_v2 import FrameWriterV2\n"
+        "with FrameWriterV2(wait=30.0, timeout=10.0) as w:\n"
+        "    picture = fermat(0.0, Grid.of(w.height, w.width))\n"
+        "    assert w.write(picture) and w.write(picture)\n"
+        "    while w.pending:\n"
+        "        pass\n"
+    )
+    env = {**os.environ, "WRITER_FILE": str(frames_path(display_name))}
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=120)
+    assert d.stop(timeout=60) == 0
+    picture = pygame.surfarray.array3d(pygame.image.load(str(snapshot))).transpose(1, 0, 2)
+    frame = fermat(0.0, Grid.of(VANES, LENGTH))
+    vane, pixel = np.nonzero(frame.any(axis=2))
+    span, rim = 720 - 1 - 2 * MARGIN, ANNULUS + AREA
+
+    def lit(x: np.ndarray, y: np.ndarray) -> float:
+        cols = np.round(MARGIN + (x / rim + 1) / 2 * span).astype(int)
+        rows = np.round(MARGIN + (y / rim + 1) / 2 * span).astype(int)
+        return float(picture[rows, cols].any(axis=1).mean())
+
+    assert len(vane) > 1000
+    assert lit(*original_renderer(vane, pixel)) > 0.95
+    # the default orientation's places for the same pixels: vane 0 up, column 0 inside
+    magnitude = ANNULUS + (pixel + 0.5) / LENGTH * AREA
+    angle = 2 * np.pi * vane / VANES
+    assert lit(magnitude * np.sin(angle), -magnitude * np.cos(angle)) < 0.5

@@ -11,12 +11,21 @@ from __future__ import annotations
 import json
 import math
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from skyscreen_hw import config, layouts
+from skyscreen_hw.sources.frame_v2 import remove_frames
+
+
+@pytest.fixture(autouse=True)
+def _no_v2_leftovers(display_name: str) -> Iterator[None]:
+    """The daemons here make the v2 frame too: removed with the display's v1 files."""
+    yield
+    remove_frames(display_name)
 
 
 def opc_cylinder(radius: float, height: float, n_around: int, n_tall: int) -> list[dict]:

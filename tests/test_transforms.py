@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,14 @@ import pytest
 from skyscreen_hw import config, layouts, transforms
 from skyscreen_hw.config import TransformConfig
 from skyscreen_hw.errors import LayoutError
+from skyscreen_hw.sources.frame_v2 import remove_frames
+
+
+@pytest.fixture(autouse=True)
+def _no_v2_leftovers(display_name: str) -> Iterator[None]:
+    """The daemons here make the v2 frame too: removed with the display's v1 files."""
+    yield
+    remove_frames(display_name)
 
 
 def _layout(transforms_: list[dict], **sections: dict) -> layouts.Layout:

@@ -97,6 +97,15 @@ def frames_semaphore_names(name: str) -> tuple[str, str]:
     return f"/{name}.frames.ready", f"/{name}.frames.free"
 
 
+def remove_frames(name: str) -> None:
+    """Remove a display's v2 file, lock and semaphores, whatever state they are in (tests, tools)."""
+    for path in (frames_path(name), frames_lock_path(name)):
+        path.unlink(missing_ok=True)
+    for sem in frames_semaphore_names(name):
+        with contextlib.suppress(posix_ipc.ExistentialError):
+            posix_ipc.unlink_semaphore(sem)
+
+
 @dataclass(frozen=True)
 class Header:
     """The 64-byte header of a .frames file."""
