@@ -60,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     layout.add_argument("--size", type=int, default=1024, help="picture size in pixels")
 
     bench = sub.add_parser("bench", help="measure the frame path, simulator, serial, websocket, live and network speed")
-    bench.add_argument("name", nargs="?", choices=["frame", "simulator", "serial", "websocket", "live", "network"])
+    bench.add_argument(
+        "name", nargs="?", choices=["frame", "simulator", "serial", "websocket", "live", "network", "network_receive"]
+    )
     bench.add_argument("--rounds", type=int, default=0, help="repetitions (0: each benchmark's default)")
 
     from skyscreen_hw import send, status_cli
