@@ -400,7 +400,8 @@ class Daemon:
         old = self.pipeline
         if old is None:
             return
-        layout = old.layout if (new.layout, new.frame) == (self.config.layout, self.config.frame) else None
+        mapped = (new.layout, new.frame, new.transforms)  # [[transforms]] are part of the layout's frame index
+        layout = old.layout if mapped == (self.config.layout, self.config.frame, self.config.transforms) else None
         layout = layout or layouts.build(new)
         plans = plan(new, layout, simulate=self.options.simulate)
         # an output follows its plan; the simulator also draws the layout, so it follows that too

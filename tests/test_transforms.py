@@ -386,3 +386,59 @@ def test_the_simulator_shows_a_flat_picture_undistorted_on_the_dome(
         np.array([255, 255, 0])[:, None],
     ).T[clear]
     assert (shown == expected).all(axis=1).mean() > 0.99  # dots of neighbours may overlap a pixel or two
+
+
+def test_a_reload_applies_new_transforms_and_rejects_bad_ones(
+    tmp_path: Path, display_name: str, daemon_factory
+) -> None:
+    """SIGHUP with a mirror added: the next frame is shown mirrored; then a crop beyond the frame: rejected,
+    naming the entry and key, the mirrored mapping kept."""
+    import signal
+    import time
+
+    from skyscreen_hw.outputs.record import read_recording
+    from skyscreen_hw.sources.shared_frame import FrameWriter
+
+    base = textwrap.dedent(
+        f"""
+        outputs = []
+        [frame]
+        name = "{display_name}"
+        height = 4
+        width = 5
+        [layout]
+        type = "matrix"
+        [color]
+        gamma = 1.0
+        [websocket]
+        enabled = false
+        """
+    )
+    mirror = '[[transforms]]\ntype = "mirror"\naxis = "columns"\n'
+    rec = tmp_path / "out.rgb"
+    d = daemon_factory(base, "--record", str(rec))
+    d.wait_for_log("running:")
+    frame = _frame(4, 5, 8)
+
+    def reload(text: str, line: str) -> None:
+        count = d.log.count(line)
+        d.config_path.write_text(text)
+        d.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while d.log.count(line) == count:
+            assert time.monotonic() < deadline, d.log
+            time.sleep(0.05)
+
+    with FrameWriter(display_name, 4, 5, timeout=5.0) as w:
+        w.frame[:] = frame
+        assert w.flush()
+        reload(base + mirror, "reloaded:")
+        assert w.flush()
+        reload(base + mirror + '[[transforms]]\ntype = "crop"\ncolumns = [3, 3]\n', "reload rejected")
+        assert w.flush()
+    time.sleep(0.3)
+    assert d.stop() == 0
+    shown = read_recording(rec, 20).reshape(-1, 4, 5, 3)
+    seen = [f for f in shown if f.any()]
+    assert any((f == frame).all() for f in seen) and (seen[-1] == frame[:, ::-1]).all()
+    assert "[[transforms]] #2 columns: [3, 3] takes columns 3..5, but the picture has 5 columns" in d.log
