@@ -115,8 +115,7 @@ class Pipeline:
     def show(self) -> None:
         """Overlay, correct and send the picture to every output."""
         drawn = self.overlay.draw(self.picture) if self.overlay is not None else self.picture
-        leds = self.color(drawn, self.leds)
-        self.power(leds)
+        leds = self.color(drawn, self.leds, self.power)  # the power limit measured and applied in the same pass
         for part, out in self.parts:
             out.show(leds[part])
         for _, out in self.parts:
