@@ -42,7 +42,7 @@ from skyscreen_hw.config import (
 from skyscreen_hw.errors import SkyscreenError
 from skyscreen_hw.mixer import FRAME, Mixer, Source
 from skyscreen_hw.net.runtime import NetworkRuntime, describe_address
-from skyscreen_hw.protocols import e131, opc
+from skyscreen_hw.protocols import artnet, e131, opc
 from skyscreen_hw.protocols.artnet_receiver import ArtnetReceiver
 from skyscreen_hw.protocols.ddp_receiver import DdpReceiver
 from skyscreen_hw.protocols.e131_receiver import E131Receiver
@@ -620,9 +620,14 @@ class ArtnetInput(UdpInput):
 
     def handle(self, data: memoryview, sender: Any, now: float, sock: socket.socket) -> None:
         receiver: ArtnetReceiver = self.receiver  # type: ignore[assignment]
-        for reply in receiver.datagram(data, sender, now, self._local_ip(sender[0])):
-            with contextlib.suppress(OSError):
-                sock.sendto(reply, sender)
+        replies = receiver.datagram(data, sender, now, self._local_ip(sender[0]))
+        # ArtPollReply goes to the poller's address on the Art-Net port (Art-Net 4), and to the port it
+        # polled from when that is another one (discovery tools on a port of their own)
+        destinations = {(sender[0], artnet.PORT), (sender[0], sender[1])} if replies else set()
+        for reply in replies:
+            for to in destinations:
+                with contextlib.suppress(OSError):
+                    sock.sendto(reply, to)
 
     def _local_ip(self, host: str) -> str:
         """This machine's address as ``host`` sees it (ArtPollReply carries it)."""
@@ -793,8 +798,6 @@ def create_input(
         plan = _plan(config, size, key, e131.MAX_UNIVERSE)
         return E131Input(config, number, shape, E131Receiver(plan), mixer, runtime, log)
     if isinstance(config, ArtnetInputConfig):
-        from skyscreen_hw.protocols import artnet
-
         plan = _plan(config, size, key, artnet.MAX_PORT_ADDRESS)
         return ArtnetInput(config, number, shape, ArtnetReceiver(plan), mixer, runtime, log)
     if isinstance(config, OpcInputConfig):
