@@ -31,6 +31,7 @@ import fcntl
 import logging
 import mmap
 import os
+import platform
 import struct
 import threading
 import time
@@ -95,6 +96,27 @@ def frames_lock_path(name: str) -> Path:
 def frames_semaphore_names(name: str) -> tuple[str, str]:
     """The (ready, free) semaphore names of a display's v2 frame."""
     return f"/{name}.frames.ready", f"/{name}.frames.free"
+
+
+GLIBC = platform.libc_ver()[0] == "glibc"
+POINTER_BYTES = struct.calcsize("P")
+
+
+def semaphore_waiters(sem_name: str) -> int | None:
+    """How many threads wait on a named semaphore, read from glibc's ``sem_t`` in /dev/shm; None where that
+    cannot be known (another C library, no file). 64-bit glibc keeps ``value | nwaiters << 32`` in its first
+    8 bytes, 32-bit glibc ``nwaiters`` at byte 12."""
+    if not GLIBC:
+        return None
+    try:
+        data = semaphore_path(sem_name).read_bytes()
+    except OSError:
+        return None
+    if POINTER_BYTES == 8 and len(data) >= 8:
+        return struct.unpack_from("=Q", data)[0] >> 32
+    if POINTER_BYTES == 4 and len(data) >= 16:
+        return struct.unpack_from("=I", data, 12)[0]
+    return None
 
 
 def remove_frames(name: str) -> None:
@@ -469,6 +491,8 @@ class FrameReaderV2:
         if free + ready > self.slots:
             extra = self._set_free(self.slots - ready)
             self._log_rarely(logging.INFO, "free", "%s: %d free slot count(s) too many, taken back", self.path, extra)
+        elif self._give_back_lost(pending, free):
+            return
         quiet = self.written == self._quiet_written
         self._quiet_written = self.written
         if not quiet:
@@ -505,6 +529,34 @@ class FrameReaderV2:
                 posts,
                 f", {frees}" if frees else "",
             )
+
+    def _give_back_lost(self, pending: int, free: int) -> bool:
+        """Free slots lost with a writer killed holding one, while the next writer runs: True if given back.
+
+        With one writer at a time holding at most one slot, ``free + pending`` is ``slots`` or ``slots - 1``
+        (the writer is filling one); anything less is lost for sure. When the writer waits on ``free`` (glibc
+        says how many wait) it holds none, so ``free + pending`` must be ``slots`` exactly. ``pending`` and
+        ``free`` count only if ``written`` did not move while they were read (read again here).
+        """
+        head = self._read_header()
+        if head is None or head.written != self.written:
+            return False
+        expected = self.slots - 1
+        if free == 0 and (semaphore_waiters(self.free.name) or 0) > 0:
+            expected = self.slots
+        lost = expected - pending - free
+        if lost <= 0:
+            return False
+        for _ in range(lost):
+            self.free.release()
+        self._log_rarely(
+            logging.WARNING,
+            "lost",
+            "%s: %d free slot(s) lost with a writer killed in the middle of a frame, given back",
+            self.path,
+            lost,
+        )
+        return True
 
     # -- frames ---------------------------------------------------------------------------------------
 
