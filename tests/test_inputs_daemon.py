@@ -116,3 +116,16 @@ def test_reload_with_changed_inputs_says_restart(daemon_factory: Callable, displ
         udp.sendto(ddp.packet(bytes([9] * LEDS * 3), push=True), ("127.0.0.1", port))
     assert d.stop() == 0
     assert "ddp input #1" in d.log
+
+
+def test_an_input_whose_port_is_taken_stops_the_start_naming_the_key_and_the_fix(
+    daemon_factory: Callable, display_name: str
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        d = daemon_factory(daemon_text(display_name, f'[[inputs]]\ntype = "ddp"\nport = {port}\n', True))
+        assert d.proc.wait(30) == 1
+    assert f"[[inputs]] #1 (ddp): cannot listen on 127.0.0.1:{port}" in d.log
+    assert f"another program uses port {port}: choose another port" in d.log
+    assert "Traceback" not in d.log

@@ -165,3 +165,24 @@ def test_garbage_at_10000_datagrams_a_second_is_counted_while_a_sender_goes_on(i
     input_rig.until(all_counted, what=f"{sent} garbage datagrams counted: {source.dropped()}")
     assert source.stats.frames >= frames_sent * 0.9  # the sender's frames kept landing
     assert sum(MALFORMED in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_segmentation_offload_sender_lands_whole(input_rig) -> None:
+    """Packets sent as UDP_SEGMENT super-datagrams (what the daemon's own outputs do) arrive through UDP GRO
+    as a few datagrams of many packets each; the frame lands whole, in order, one delivery a push."""
+    leds = 2000  # 6,000 bytes: five packets of 1,200 bytes, the last with push
+    source = input_rig.start(config(address="leds"), leds=leds)
+    per = 1200
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        try:
+            udp.setsockopt(17, 103, ddp.HEADER_BYTES + per)  # SOL_UDP, UDP_SEGMENT
+        except OSError:
+            pytest.skip("no UDP segmentation offload here")
+        for i in range(1, 4):
+            picture = np.random.default_rng(i).integers(0, 256, leds * 3, dtype=np.uint8).tobytes()
+            starts = range(0, len(picture), per)
+            packets = [ddp.packet(picture[o : o + per], o, push=o + per >= len(picture)) for o in starts]
+            udp.sendto(b"".join(packets[:3]), (LOOPBACK, source.port))  # one send, three packets
+            udp.sendto(b"".join(packets[3:]), (LOOPBACK, source.port))
+            assert input_rig.frames(source, i).reshape(-1).tobytes() == picture
+    assert source.stats.frames == 3 and source.dropped() == {}

@@ -148,7 +148,8 @@ class InputSource(Source):
         self.not_allowed += 1
         if self.not_allowed == 1:
             self.log.warning(
-                "%s: dropping packets from %s, which %s allow does not name (counted in STATUS)",
+                "%s: dropping packets from %s, which %s allow does not name (add its network to take them;"
+                " counted in STATUS)",
                 self.name,
                 host,
                 self.key,
@@ -235,10 +236,13 @@ class InputSource(Source):
         except SkyscreenError:
             raise
         except OSError as exc:
-            raise InputError(
-                f"{self.key}: cannot listen on {self.where}: {exc.strerror or exc}"
-                f" (is another program using port {self.config.port}? choose another port, or bind)"
-            ) from None
+            hints = {
+                errno.EADDRINUSE: f"another program uses port {self.config.port}: choose another port",
+                errno.EADDRNOTAVAIL: "bind: this machine has no such address (127.0.0.1, 0.0.0.0 or one of its own)",
+                errno.EACCES: "ports below 1024 need privileges: choose another port",
+            }
+            hint = hints.get(exc.errno or 0, "check bind and port")
+            raise InputError(f"{self.key}: cannot listen on {self.where}: {exc.strerror or exc} ({hint})") from None
         self.runtime.register(self.name, self._close)
         self.log.info("%s: listening on %s, %s", self.name, self.where, self.coverage())
 
@@ -408,6 +412,15 @@ class UdpInput(InputSource):
             sender = reader.sender(0)
             if self.allowed(sender[0]):
                 self._batch(reader.buffer[:n, :length], sender, now, sock)
+            else:
+                for _ in range(n):
+                    self.refuse(sender[0])
+            return
+        size = reader.gro_run(n)
+        if size:  # a segmentation-offload sender's frame: its packets end to end, in order
+            sender = reader.sender(0)
+            if self.allowed(sender[0]):
+                self._batch(reader.segments(n, size), sender, now, sock)
             else:
                 for _ in range(n):
                     self.refuse(sender[0])

@@ -62,6 +62,7 @@ _SIZE_T = np.dtype(f"u{ctypes.sizeof(ctypes.c_size_t)}")
 _CMSG_HEADER = ctypes.sizeof(ctypes.c_size_t) + 8  # cmsg_len, cmsg_level, cmsg_type
 _CMSG_ALIGN = ctypes.sizeof(ctypes.c_size_t)
 CONTROL_BYTES = 2 * (_CMSG_HEADER + _CMSG_ALIGN)  # room for two small control messages
+_GRO_CONTROL = _CMSG_HEADER + _CMSG_ALIGN  # CMSG_SPACE(sizeof(int)): the UDP_GRO message alone
 
 
 _MMSG_DTYPE = np.dtype(
@@ -142,6 +143,7 @@ class BatchReader:
         self._reset_values = np.array([NAME_BYTES, CONTROL_BYTES], dtype=np.uint32)
         self._used = slots  # entries the last call may have changed
         self._senders: dict[bytes, tuple[str, int]] = {}
+        self._stage = np.zeros(0, dtype=np.uint8)  # GRO packets laid end to end (grows to what a burst needs)
         self.buffer[:, ::PAGE] = 0  # fault every slot's first page in now, not during the first bursts
         self._msgs_address = ctypes.addressof(self._msgs)
 
@@ -195,6 +197,39 @@ class BatchReader:
             return 0
         names = self.names[:n]
         return int(first[3]) if (names == names[0]).all() else 0
+
+    def gro_run(self, n: int) -> int:
+        """The GRO segment size when datagrams 0 .. n-1 are all GRO datagrams of whole segments of that
+        one size (a segmentation-offload sender's frame) from one sender; 0 when they are not."""
+        meta = self._words[:n, self._check_columns]  # namelen, controllen, flags, len
+        first = meta[0]
+        if first[1] != _GRO_CONTROL or first[2] or not (meta[:, :3] == first[:3]).all():
+            return 0
+        controls = self.controls[:n, :_GRO_CONTROL]
+        head = controls[0]
+        level = int(head[_CMSG_ALIGN : _CMSG_ALIGN + 4].view(np.int32)[0])
+        kind = int(head[_CMSG_ALIGN + 4 : _CMSG_ALIGN + 8].view(np.int32)[0])
+        size = int(head[_CMSG_HEADER : _CMSG_HEADER + 4].view(np.int32)[0])
+        if level != SOL_UDP or kind != UDP_GRO or size <= 0 or not (controls == head).all():
+            return 0
+        names = self.names[:n]
+        if (meta[:, 3] % size).any() or not (names == names[0]).all():
+            return 0
+        return size
+
+    def segments(self, n: int, size: int) -> np.ndarray:
+        """The packets of GRO datagrams 0 .. n-1 (see gro_run) as one (packets, size) array, in order."""
+        lengths = self._words[:n, self._check_columns[3]].tolist()
+        total = sum(lengths) // size
+        if self._stage.size < total * size:
+            self._stage = np.zeros(total * size, dtype=np.uint8)
+        out = self._stage[: total * size].reshape(total, size)
+        at = 0
+        for i, length in enumerate(lengths):
+            rows = length // size
+            out[at : at + rows] = self.buffer[i, :length].reshape(rows, size)
+            at += rows
+        return out
 
     def sender(self, i: int) -> tuple[str, int]:
         """The address datagram ``i`` came from, as socket.recvfrom gives it (host, port)."""
