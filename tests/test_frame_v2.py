@@ -443,22 +443,29 @@ def test_counts_of_a_dead_writer_are_reconciled_within_a_second(display: str, ca
 def test_a_slot_lost_with_a_killed_writer_comes_back_while_the_next_one_waits(
     display: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """One slot: the writer killed holding it takes the display's only free count along; the next writer,
-    holding the writer lock and waiting on `free` (so it holds no slot), gets it back from the daemon."""
+    """One slot: the writer killed holding it takes the display's only free count along, while the next
+    writer already waits for the writer lock; that one, holding the lock and waiting on `free` (so it holds
+    no slot), gets the count back from the daemon and all its frames through."""
     reader = FrameReaderV2(display, H, W, 1, LOG)
+    script = DYING.format(name=display, point="after free")
+    script = script.replace("if 'after free' == \"after free\":", "if 'after free' == \"after free\":\n    input()")
+    assert "input()" in script  # it waits to be killed until the next writer waits for the lock
     try:
-        dying = subprocess.Popen([sys.executable, "-c", DYING.format(name=display, point="after free")])
-        taken = []
-        while dying.poll() is None:
-            taken += [int(f[0, 0, 0]) for f in take_until(reader, 1, 0.1)]
-        assert dying.returncode == -signal.SIGKILL and taken == [0, 1, 2]
+        dying = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, text=True)
+        taken = [int(f[0, 0, 0]) for f in take_until(reader, 3)]
+        assert taken == [0, 1, 2]
         with caplog.at_level(logging.INFO, LOG.name):
-            proc = python_writer(display, 5, timeout=5.0)
+            proc = python_writer(display, 5, timeout=10.0)  # waits for the lock while the first one lives
+            time.sleep(1.5)
+            assert dying.stdin is not None
+            dying.stdin.write("\n")
+            dying.stdin.flush()
+            assert dying.wait(30) == -signal.SIGKILL
             while proc.poll() is None:
                 taken += [int(f[0, 0, 0]) for f in take_until(reader, 1, 0.1)]
             taken += [int(f[0, 0, 0]) for f in take_until(reader, 1, 0.5)]
         assert finish(proc)[1] == "5" and taken == list(range(8))
-        assert f"{frames_path(display)}: 1 free slot(s) lost with a writer killed" in caplog.text
+        assert "1 free slot(s) given back" in caplog.text or "1 free slot(s) lost with a writer killed" in caplog.text
     finally:
         reader.close()
 

@@ -429,16 +429,22 @@ def test_a_reload_applies_new_transforms_and_rejects_bad_ones(
             assert time.monotonic() < deadline, d.log
             time.sleep(0.05)
 
+    def shown() -> list[np.ndarray]:
+        return [f for f in read_recording(rec, 20).reshape(-1, 4, 5, 3) if f.any()] if rec.exists() else []
+
     with FrameWriter(display_name, 4, 5, timeout=5.0) as w:
         w.frame[:] = frame
         assert w.flush()
+        deadline = time.monotonic() + 20
+        while not shown():  # taken is not yet shown: the reload must come after the frame was
+            assert time.monotonic() < deadline, d.log
+            time.sleep(0.02)
         reload(base + mirror, "reloaded:")
         assert w.flush()
         reload(base + mirror + '[[transforms]]\ntype = "crop"\ncolumns = [3, 3]\n', "reload rejected")
         assert w.flush()
     time.sleep(0.3)
     assert d.stop() == 0
-    shown = read_recording(rec, 20).reshape(-1, 4, 5, 3)
-    seen = [f for f in shown if f.any()]
+    seen = shown()
     assert any((f == frame).all() for f in seen) and (seen[-1] == frame[:, ::-1]).all()
     assert "[[transforms]] #2 columns: [3, 3] takes columns 3..5, but the picture has 5 columns" in d.log
