@@ -458,6 +458,7 @@ class Daemon:
                 "showing": s is self.mixer.current,
                 "frames": s.stats.frames,
                 "status": s.describe(now),
+                **({"figures": figures} if (figures := s.figures(now)) else {}),
             }
             for s in self.mixer.sources
         ]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -55,6 +56,10 @@ class Source:
     def describe(self, now: float) -> str:
         """A few words for STATUS, e.g. ``shared frame (writing)``."""
         return f"{self.name} ({'live' if self.live(now) else 'idle'})"
+
+    def figures(self, now: float) -> dict[str, Any]:
+        """Extra figures for `/status` (a network input's packets/s, drops by kind...); none by default."""
+        return {}
 
     def start(self) -> None:
         """Begin delivering (threads, sockets); raises SkyscreenError when it cannot."""

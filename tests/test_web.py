@@ -97,6 +97,15 @@ def test_status_validates_against_the_schema_kept_in_the_repo(open_site: Site) -
     assert report["sources"][0]["kind"] == "shared frame"
 
 
+def test_status_carries_a_network_inputs_figures(display_name: str, daemon_factory) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    site = Site(daemon_factory(config(display_name) + '[[inputs]]\ntype = "ddp"\nport = 0\n'))
+    report = json.loads(get(site.http + "/status")[2])
+    jsonschema.validate(report, json.loads(SCHEMA.read_text()))
+    ddp = next(s for s in report["sources"] if s["kind"] != "shared frame" and "figures" in s)
+    assert {"packets", "senders"} <= set(ddp["figures"]), ddp
+
+
 def test_the_page_has_a_strict_content_security_policy_matching_its_inline_code(open_site: Site) -> None:
     status, headers, body = get(open_site.http + "/")
     assert status == 200 and headers["Content-Type"] == "text/html; charset=utf-8"
