@@ -59,10 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     layout.add_argument("--png", metavar="PATH", help="save a picture of the layout")
     layout.add_argument("--size", type=int, default=1024, help="picture size in pixels")
 
-    bench = sub.add_parser("bench", help="measure the frame path, simulator, serial, websocket, live and network speed")
-    bench.add_argument(
-        "name", nargs="?", choices=["frame", "simulator", "serial", "websocket", "live", "network", "network_receive"]
-    )
+    from skyscreen_hw.benchmarks import NAMES as BENCHMARKS
+
+    bench = sub.add_parser("bench", help="measure speed against references in the same run (PASS/FAIL per bar)")
+    bench.add_argument("name", nargs="?", choices=BENCHMARKS)
     bench.add_argument("--rounds", type=int, default=0, help="repetitions (0: each benchmark's default)")
 
     from skyscreen_hw import send, status_cli

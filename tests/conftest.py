@@ -31,6 +31,9 @@ def remove_display(name: str) -> None:
     for suffix in ("ready", "done"):
         with contextlib.suppress(posix_ipc.ExistentialError):
             posix_ipc.unlink_semaphore(f"/{name}.{suffix}")
+    from skyscreen_hw.sources.frame_v2 import remove_frames
+
+    remove_frames(name)  # the shared frame v2 every daemon makes beside v1
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-NAMES = ("frame", "simulator", "serial", "websocket", "live", "network", "network_receive")
+NAMES = ("frame", "simulator", "serial", "websocket", "live", "network", "network_receive", "modes")
 
 RESULTS: list[tuple[str, str]] = []  # (label, PASS / FAIL / SKIP) of every bar reported in this process
 
