@@ -46,7 +46,8 @@ case "${1:-}" in
         command -v dpkg-query >/dev/null && apt_install "${APT_TEST[@]}"
         venv test
         .venv/bin/ruff check skyscreen_hw tests bench
-        exec .venv/bin/python -m pytest "$@"
+        # two workers; modules that hold fixed ports or flip machine-wide settings stay on one worker each
+        exec .venv/bin/python -m pytest -n 2 --dist loadgroup "$@"
         ;;
     *)
         echo "usage: ./dev.sh demo [skyscreen-hw options] | ./dev.sh test [pytest options]" >&2

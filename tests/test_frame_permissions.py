@@ -25,6 +25,9 @@ import pytest
 from skyscreen_hw.errors import AlreadyRunningError, FrameError
 from skyscreen_hw.sources.shared_frame import FrameReader, FrameWriter, frame_path, semaphore_names
 
+# the machine-wide fs.protected_regular sysctl and other users' writers: one test at a time, on one worker
+pytestmark = pytest.mark.xdist_group("protected-regular")
+
 LOG = logging.getLogger("skyscreen.test")
 H, W = 4, 5
 VALUES = [1, 2, 3, 4, 5]

@@ -627,6 +627,7 @@ def _member_writes(name: str, frames: int) -> list[int]:
         return [int(w.write(numbered(n, w.height, w.width))) for n in range(frames)]
 
 
+@pytest.mark.xdist_group("protected-regular")  # the machine-wide sysctl, other users' writers
 def test_a_group_member_writes_v2_frames_under_protected_regular(
     display: str, frame_users, as_user, protected_regular
 ) -> None:
@@ -650,6 +651,7 @@ def _squat(path: str) -> None:
     os.close(fd)
 
 
+@pytest.mark.xdist_group("protected-regular")  # the machine-wide sysctl, other users' writers
 def test_a_squatted_frames_file_is_refused_naming_owner_and_fix(display: str, frame_users, as_user) -> None:
     path = frames_path(display)
     as_user(frame_users.squatter, _squat, str(path)).result()

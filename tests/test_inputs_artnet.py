@@ -15,6 +15,9 @@ from skyscreen_hw.config import ArtnetInputConfig
 from skyscreen_hw.protocols import artnet
 from skyscreen_hw.protocols.universe_receiver import IGNORED, MALFORMED, OTHER_UNIVERSE
 
+# fixed ports (Art-Net 6454, olad's E1.31 5568): these modules run one test at a time, on one worker
+pytestmark = pytest.mark.xdist_group("network-ports")
+
 LOOPBACK = "127.0.0.1"
 
 

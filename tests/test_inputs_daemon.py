@@ -18,6 +18,9 @@ from skyscreen_hw.outputs.record import read_recording
 from skyscreen_hw.protocols import ddp
 from skyscreen_hw.sources.shared_frame import FrameWriter
 
+# fixed ports (Art-Net 6454, olad's E1.31 5568): these modules run one test at a time, on one worker
+pytestmark = pytest.mark.xdist_group("network-ports")
+
 WIDTH, HEIGHT = 60, 10  # a 600-LED matrix: 1,800 bytes, four universes of 510 channels
 LEDS = WIDTH * HEIGHT
 

@@ -19,6 +19,9 @@ from skyscreen_hw.config import E131InputConfig
 from skyscreen_hw.protocols import e131
 from skyscreen_hw.protocols.universe_receiver import LOWER_PRIORITY, MALFORMED, NOT_ALLOWED, OUT_OF_SEQUENCE
 
+# fixed ports (Art-Net 6454, olad's E1.31 5568): these modules run one test at a time, on one worker
+pytestmark = pytest.mark.xdist_group("network-ports")
+
 PER = 12  # channels a universe: the 2x4 test frame (24 bytes) takes universes 1 and 2
 LOOPBACK = "127.0.0.1"
 

@@ -30,6 +30,9 @@ import pytest
 from skyscreen_hw.outputs.record import read_recording
 from skyscreen_hw.sources.shared_frame import FrameWriter
 
+# fixed ports (Art-Net 6454, olad's E1.31 5568): these modules run one test at a time, on one worker
+pytestmark = pytest.mark.xdist_group("network-ports")
+
 SO_TIMESTAMPNS = 35  # <asm-generic/socket.h>: kernel receive time of each datagram, struct timespec
 LOOPBACK = "127.0.0.1"
 COLLECT_LIMIT = 20.0  # seconds any receiver thread runs at most
