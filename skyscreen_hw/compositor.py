@@ -129,8 +129,7 @@ def canvas_samples(layout: Layout, size: int) -> list[np.ndarray]:
 
     The canvas is stretched over the layout's bounding box.
     """
-    lo = layout.positions.min(axis=0)
-    span = layout.positions.max(axis=0) - lo
+    lo, span = layout.box()
     scale = (size - 1) / np.where(span > 0, span, 1.0)
     points = [layout.positions]
     if layout.footprint is not None:

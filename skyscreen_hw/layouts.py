@@ -58,17 +58,20 @@ class Layout:
     def count(self) -> int:
         return int(self.frame_index.shape[0])
 
+    def box(self) -> tuple[np.ndarray, np.ndarray]:
+        """The LED positions' bounding box: (its low corner, its size), each an (x, y) array."""
+        return transforms.bounding_box(self.positions)
+
     def bounds(self) -> tuple[float, float, float, float]:
         """(xmin, ymin, xmax, ymax) of the LED positions."""
-        lo = self.positions.min(axis=0)
-        hi = self.positions.max(axis=0)
-        return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
+        lo, span = self.box()
+        return float(lo[0]), float(lo[1]), float(lo[0] + span[0]), float(lo[1] + span[1])
 
     def normalized_positions(self) -> np.ndarray:
         """Positions scaled into the unit square [0, 1]^2 of the bounding box, aspect kept."""
-        xmin, ymin, xmax, ymax = self.bounds()
-        span = max(xmax - xmin, ymax - ymin) or 1.0
-        p = (self.positions - (xmin, ymin)) / span
+        lo, size = self.box()
+        span = float(size.max()) or 1.0
+        p = (self.positions - lo) / span
         # centre the shorter axis
         p += (1.0 - p.max(axis=0)) / 2.0
         return p

@@ -197,12 +197,17 @@ def compose(transforms: Sequence[TransformConfig], frame: Shape, *, polar: bool,
     return Chain(frame, shape, tuple(steps), flat_at is not None)
 
 
+def bounding_box(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(low corner, size) of the box around ``positions`` (n, 2): the one place layouts are measured."""
+    lo = positions.min(axis=0)
+    return lo, positions.max(axis=0) - lo
+
+
 def flat_sample(positions: np.ndarray, shape: Shape) -> Index:
     """(row, column) of the pixel under each position, the positions' bounding box fitted into the picture
     with its aspect kept and centred (x right, y down; the shorter side has a margin on both sides)."""
     h, w = shape
-    lo = positions.min(axis=0)
-    span = positions.max(axis=0) - lo
+    lo, span = bounding_box(positions)
     limits = [(w - 1) / span[0] if span[0] > 0 else math.inf, (h - 1) / span[1] if span[1] > 0 else math.inf]
     scale = min(limits)
     if not math.isfinite(scale):  # a single point: the middle of the picture
