@@ -225,6 +225,7 @@ def test_loopback_controllers_moves_every_output_host_and_nothing_else() -> None
                 assert ipaddress.ip_address(out.host).is_loopback, (path, out.host)
 
 
+@pytest.mark.xdist_group("network-ports")  # the examples send E1.31 and DDP to the standard ports on loopback
 @pytest.mark.parametrize("path", SHIPPED_CONFIGS, ids=lambda p: str(p.relative_to(REPO)))
 def test_every_shipped_configuration_starts_the_daemon(path: Path, tmp_path: Path, display_name: str) -> None:
     """The daemon runs on each configuration file in the repo, as shipped (only the display name and the
