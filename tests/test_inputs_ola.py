@@ -29,7 +29,7 @@ from skyscreen_hw.protocols import artnet
 from skyscreen_hw.sources import network_inputs
 
 # fixed ports (Art-Net 6454, olad's E1.31 5568): these modules run one test at a time, on one worker
-pytestmark = pytest.mark.xdist_group("network-ports")
+pytestmark = [pytest.mark.xdist_group("network-ports"), pytest.mark.alone]  # olad: see pyproject markers
 
 E131_PORT = 5568  # OLA sends E1.31 to this port only
 OLA_NODE = "127.0.0.3"  # where our Art-Net input listens, beside olad's own Art-Net socket

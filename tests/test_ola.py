@@ -27,7 +27,7 @@ from skyscreen_hw.outputs.record import read_recording
 from skyscreen_hw.sources.shared_frame import FrameWriter
 
 # fixed ports (Art-Net 6454, olad's E1.31 5568): these modules run one test at a time, on one worker
-pytestmark = pytest.mark.xdist_group("network-ports")
+pytestmark = [pytest.mark.xdist_group("network-ports"), pytest.mark.alone]  # olad: see pyproject markers
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 OLA_USER = "olad"  # made by Debian's ola package; a system user of our own when missing
