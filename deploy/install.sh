@@ -45,6 +45,7 @@ ETC="$ROOT/etc/skyscreen"
 UNITS="$ROOT/etc/systemd/system"
 DROPIN="$UNITS/skyscreen.service.d"
 RULES="$ROOT/etc/udev/rules.d"
+SYSCTL="$ROOT/etc/sysctl.d/60-skyscreen.conf"  # receive buffers big enough for a frame of network input
 STATE="$ROOT/var/lib/skyscreen"
 LINK="$ROOT/usr/local/bin/skyscreen-hw"  # the command on everybody's PATH: demos, send, check-config
 DEVICE_GROUPS=(dialout spi gpio)  # serial controllers, SPI, GPIO: the unit's SupplementaryGroups=
@@ -182,6 +183,9 @@ install_units() {
     if [ -f "$SRC/udev/99-skyscreen.rules" ]; then
         if put "$SRC/udev/99-skyscreen.rules" "$RULES/99-skyscreen.rules" 0644; then RULES_CHANGED=yes; fi
     fi
+    if put "$SRC/deploy/60-skyscreen.conf" "$SYSCTL" 0644; then
+        system sysctl -p "$SYSCTL"
+    fi
     if [ "$RULES_CHANGED" = yes ]; then
         system udevadm control --reload
         system udevadm trigger --subsystem-match=tty --subsystem-match=spidev \
@@ -204,7 +208,7 @@ uninstall() {
     system systemctl disable --now skyscreen.service skyscreen.socket || true
     rm -f "$UNITS/skyscreen.service" "$UNITS/skyscreen.socket" "$DROPIN/ws281x-pwm.conf"
     rmdir "$DROPIN" 2>/dev/null || true
-    rm -f "$RULES/99-skyscreen.rules"
+    rm -f "$RULES/99-skyscreen.rules" "$SYSCTL"
     rm -rf "$OPT" "$STATE"
     if [ "$(readlink "$LINK" 2>/dev/null || true)" = /opt/skyscreen/venv/bin/skyscreen-hw ]; then
         rm -f "$LINK"

@@ -78,8 +78,11 @@ def test_install_lays_down_the_files_and_a_second_run_changes_nothing(tmp_path: 
         "etc/systemd/system/skyscreen.service",
         "etc/systemd/system/skyscreen.socket",
         "etc/udev/rules.d/99-skyscreen.rules",
+        "etc/sysctl.d/60-skyscreen.conf",
         "opt/skyscreen/README.md",
     }
+    # receive buffers for a whole frame of network input (a Pi's default drops E1.31 packets of the dome)
+    assert "net.core.rmem_max = 8388608" in (root / "etc/sysctl.d/60-skyscreen.conf").read_text()
     assert (root / "etc/systemd/system/skyscreen.service").read_bytes() == (DEPLOY / "skyscreen.service").read_bytes()
     assert (root / "etc/udev/rules.d/99-skyscreen.rules").read_bytes() == (
         REPO / "udev/99-skyscreen.rules"
@@ -95,12 +98,13 @@ def test_install_lays_down_the_files_and_a_second_run_changes_nothing(tmp_path: 
         "pip install",
         "udevadm control --reload",
         "systemctl enable --now skyscreen.service",
+        f"sysctl -p {root}/etc/sysctl.d/60-skyscreen.conf",
     ):
         assert any(expected in c for c in commands), expected
     second = install(root)
     assert tree(root) == files  # same content, modes and modification times
     again = [line for line in second.stdout.splitlines() if line.startswith("+ ")]
-    assert not any("daemon-reload" in c or "udevadm" in c or "restart" in c for c in again), again
+    assert not any("daemon-reload" in c or "udevadm" in c or "restart" in c or "sysctl" in c for c in again), again
     assert "installed" not in second.stdout.replace("installed skyscreen-hw", "")
 
 
