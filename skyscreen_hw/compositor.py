@@ -141,4 +141,3 @@ def canvas_samples(layout: Layout, size: int) -> list[np.ndarray]:
     return columns
 
 
-_canvas_samples = canvas_samples  # the name send.py used before it became public
