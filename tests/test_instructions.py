@@ -1,14 +1,19 @@
-"""The pure instruction decoder and the canvas: every command of docs/instructions.md, block mode, bad words."""
+"""The pure instruction decoder and the canvas: every command of docs/instructions.md, block mode, bad words;
+the websocket server's batches of messages (in-process, no network)."""
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import pytest
 
+from skyscreen_hw.config import WebsocketConfig
 from skyscreen_hw.sources import instructions as ins
 from skyscreen_hw.sources.canvas import Canvas
 from skyscreen_hw.sources.font import glyph_bitmaps
 from skyscreen_hw.sources.instructions import InstructionError, SessionState, decode
+from skyscreen_hw.sources.websocket import InstructionServer
 
 
 def words(*ws: int) -> bytes:
@@ -212,3 +217,110 @@ def test_every_glyph_pixel_shows_on_the_default_dome_from_a_quarter_to_nine_tent
         glyph = bitmaps[ord(ch)]
         missing = [(x, y) for x, y in ring if not shown[y * c : (y + 1) * c, x * c : (x + 1) * c][glyph].all()]
         assert not missing, f"{ch!r}: glyph pixels not shown in cells {missing[:5]}"
+
+
+# -- the fast path for a stream of colour pixels: bit-exact with decoding message by message ------------------
+
+
+def random_messages(rng: np.random.Generator, count: int, spoil: float) -> list[bytes | str]:
+    """Mostly colour-pixel messages; with probability ``spoil`` a message also holds another kind of word
+    (a character, a command, a malformed word, random bytes), is text, or has a ragged length."""
+    out: list[bytes | str] = []
+    for _ in range(count):
+        n = int(rng.integers(0, 40))
+        x, y, c = rng.integers(0, 32, n), rng.integers(0, 32, n), rng.integers(0, 4096, n)
+        ws = ((1 << 29) | (x << 24) | (1 << 21) | (y << 16) | c).astype(np.uint32)
+        kind = int(rng.integers(0, 8)) if rng.random() < spoil else -1
+        if kind in (0, 1, 2, 3) and n:
+            at = int(rng.integers(0, n))
+            ws[at] = [
+                ins.char(int(x[at]), int(y[at]), 1, 2, 3, "Q"),
+                ins.QUIT,
+                int(rng.integers(0, 1 << 32)),
+                ws[at] | 0x4000,  # a colour byte with its top bits set
+            ][kind]
+        message = ws.astype(">u4").tobytes()
+        if kind == 4:
+            message += ins.pack(ins.colour_block(1, 2, 3, 4, 5, 6, 7))
+        elif kind == 5:
+            message += b"\x20\x20"
+        elif kind == 6:
+            message = rng.integers(0, 256, 4 * n, dtype=np.uint8).tobytes()
+        out.append("text" if kind == 7 else message)
+    return out
+
+
+def only_pixels(message: bytes | str) -> bool:
+    """The straightforward definition: the message decodes, leaves the state alone and draws solid cells only."""
+    if isinstance(message, str):
+        return False
+    try:
+        t = decode(message)
+    except InstructionError:
+        return False
+    return (
+        not t.quit
+        and t.state == SessionState()
+        and all(isinstance(op, ins.Cells) and (op.glyph == ins.SOLID).all() for op in t.ops)
+    )
+
+
+def test_pixel_words_takes_exactly_the_messages_made_of_colour_pixels_only() -> None:
+    rng = np.random.default_rng(11)
+    for _ in range(300):
+        batch = random_messages(rng, int(rng.integers(1, 6)), spoil=0.15)
+        got = ins.pixel_words(batch)
+        if all(only_pixels(m) for m in batch):
+            assert got is not None and got.dtype == np.uint32
+            assert got.tobytes() == np.frombuffer(b"".join(batch), ">u4").astype(np.uint32).tobytes()  # type: ignore[arg-type]
+        else:
+            assert got is None
+
+
+def canvas_state(canvas: Canvas) -> tuple[bytes, ...]:
+    rgb, alpha = canvas.texture()
+    return canvas.glyph.tobytes(), canvas.colour.tobytes(), canvas.owner.tobytes(), rgb.tobytes(), alpha.tobytes()
+
+
+def test_painting_pixel_words_at_once_equals_applying_their_messages_in_turn() -> None:
+    rng = np.random.default_rng(12)
+    for _ in range(50):
+        batch = [m for m in random_messages(rng, int(rng.integers(1, 20)), spoil=0.0)]
+        fast, slow = Canvas(), Canvas()
+        for c in (fast, slow):  # another session's drawing underneath, partly painted over
+            c.apply(7, decode(words(ins.block_start(), *ins.block_text("under" * 40, 1, 2, 3), ins.QUIT)))
+        pixels = ins.pixel_words(batch)
+        assert pixels is not None
+        fast.paint(1, pixels)
+        for m in batch:
+            slow.apply(1, decode(m))  # type: ignore[arg-type]
+        assert canvas_state(fast) == canvas_state(slow)
+        fast.clear(1)
+        slow.clear(1)
+        assert canvas_state(fast) == canvas_state(slow)
+
+
+def test_painting_no_words_changes_nothing() -> None:
+    canvas = Canvas()
+    canvas.paint(1, np.zeros(0, np.uint32))
+    assert canvas.version == 0
+
+
+def test_taking_messages_together_equals_taking_them_one_by_one() -> None:
+    """The server's batches (pixel-only fast path, else message by message) against one message at a time,
+    on random streams with malformed words, text, commands and quits: same canvas, state, count and close."""
+    rng = np.random.default_rng(5)
+    log = logging.getLogger("test-batches")
+    for _ in range(60):
+        stream = random_messages(rng, int(rng.integers(1, 30)), spoil=float(rng.choice([0.0, 0.05, 0.3])))
+        if rng.random() < 0.3:  # enter block mode on the way
+            stream.insert(int(rng.integers(0, len(stream))), ins.pack([ins.block_start(), 0x01410142]))
+        servers = [InstructionServer(WebsocketConfig(), Canvas(), log) for _ in range(2)]
+        outcomes = []
+        for server, batch_size in zip(servers, (int(rng.integers(2, 12)), 1), strict=True):
+            state, closing, i = ins.SessionState(), None, 0
+            while closing is None and i < len(stream):
+                state, closing = server._take(1, "peer", stream[i : i + batch_size], state)
+                i += batch_size
+            outcomes.append((state, closing, server.messages, canvas_state(server.canvas)))
+        assert outcomes[0] == outcomes[1]

@@ -243,6 +243,25 @@ def test_malformed_messages_close_1007_and_nothing_of_them_is_applied(
     assert display.daemon.proc.poll() is None
 
 
+def test_messages_sent_without_waiting_are_applied_up_to_a_malformed_one(display: Display) -> None:
+    """Messages that arrive together are taken together: those before the bad one are all applied, it and
+    those after it are not, and the reason names its word."""
+    good = [ins.pack([ins.pixel(x, 7, 15, 0, 0), ins.pixel(x, 8, 0, 15, 0)]) for x in range(20)]
+    bad = ins.pack([ins.pixel(25, 7, 0, 0, 15), 0x2020F000])
+    after = [ins.pack([ins.pixel(x, 9, 15, 15, 15)]) for x in range(20)]
+    code, text = run(send_and_close(display.url, *good, bad, *after))
+    assert code == 1007 and text.startswith("word 1 = 0x2020F000: colour byte 0xF0"), (code, text)
+    display.wait_cell(19, 8, solid((0, 255, 0)))
+    time.sleep(0.3)
+    picture = display.picture()
+    red = np.zeros((C, 20 * C, 3), np.uint8)
+    red[..., 0] = 255
+    assert np.array_equal(picture[7 * C : 8 * C, : 20 * C], red)
+    assert not picture[7 * C : 8 * C, 25 * C : 26 * C].any()  # the bad message's pixel is not drawn
+    assert not picture[9 * C : 10 * C].any()  # nothing after it
+    assert len(display.log_lines("closing (1007)")) == 1
+
+
 def test_text_frames_are_closed_with_1003(display: Display) -> None:
     code, text = run(send_and_close(display.url, "hello"))
     assert code == 1003 and "binary" in text

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from skyscreen_hw.sources.font import glyph_bitmaps
-from skyscreen_hw.sources.instructions import CELLS, SOLID, Cells, Rect, Transaction
+from skyscreen_hw.sources.instructions import CELLS, RGB12, SOLID, Cells, Rect, Transaction, cell_index
 
 UNDRAWN = -1
 
@@ -57,17 +57,35 @@ class Canvas:
             self._version += 1
         self._changed()
 
+    def paint(self, session: int, words: np.ndarray) -> None:
+        """Apply colour-pixel words (uint32, checked by `instructions.pixel_words`) at once, in order: the same
+        as applying the messages they came in one by one."""
+        if not len(words):
+            return
+        cell = cell_index(words)
+        with self._lock:
+            cells, src = self._last_writes(cell)
+            self.glyph[cells] = SOLID
+            self.colour[cells] = RGB12[words[src] & 0xFFF]
+            self.owner[cells] = session
+            self._version += 1
+        self._changed()
+
     def _changed(self) -> None:
         if self._on_change is not None:
             self._on_change()
 
-    def _cells(self, session: int, op: Cells) -> None:
+    def _last_writes(self, cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The cells written and, for each, the index of its last write in `cell` (call under the lock)."""
         # numpy does not promise an order for repeated indices: find each cell's last write first
         latest = self._latest
         latest.fill(-1)
-        np.maximum.at(latest, op.cell, np.arange(len(op.cell)))
+        np.maximum.at(latest, cell, np.arange(len(cell)))
         cells = np.flatnonzero(latest >= 0)
-        src = latest[cells]
+        return cells, latest[cells]
+
+    def _cells(self, session: int, op: Cells) -> None:
+        cells, src = self._last_writes(op.cell)
         self.glyph[cells] = op.glyph[src]
         self.colour[cells] = op.colour[src]
         self.owner[cells] = session

@@ -11,6 +11,7 @@ here too, so the CLI, the tests and the documentation build exactly the bytes th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -113,9 +114,31 @@ def _diagnose(word: int) -> str:
     return f"character 0x{b3:02X} is not ASCII"
 
 
+def cell_index(words: np.ndarray) -> np.ndarray:
+    """The cell (y * 32 + x) each colour-pixel or write-character word names."""
+    return ((words >> 16) & 31) * CELLS + ((words >> 24) & 31)
+
+
+def pixel_words(messages: Sequence[bytes | str]) -> np.ndarray | None:
+    """The words (uint32) of consecutive messages made only of colour-pixel words, else None.
+
+    A fast path for a stream of pixels: such messages are whole transactions that leave the session's state
+    as it was, so outside block mode applying their words at once (`Canvas.paint`) is applying each in
+    turn. None (for a text message, a length that is not a multiple of 4, any other or malformed word):
+    decode the messages one by one.
+    """
+    for m in messages:
+        if not isinstance(m, bytes) or len(m) % 4:
+            return None
+    words = np.frombuffer(b"".join(messages), dtype=">u4").astype(np.uint32)
+    if not ((words & PIXEL_MASK) == PIXEL_BITS).all():
+        return None
+    return words
+
+
 def _single_words(words: np.ndarray, start: int) -> Cells:
     """A run of colour-pixel and write-character words (none starting with 0xFF), as one Cells op."""
-    cell = ((words >> 16) & 31) * CELLS + ((words >> 24) & 31)
+    cell = cell_index(words)
     pix = (words & PIXEL_MASK) == PIXEL_BITS
     if pix.all():  # the common case: a run of pixels
         return Cells(cell, np.full(len(words), SOLID, np.int16), RGB12[words & 0xFFF])

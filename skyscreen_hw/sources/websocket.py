@@ -28,6 +28,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
+from websockets.typing import Data
 
 from skyscreen_hw.config import WebsocketConfig
 from skyscreen_hw.errors import SkyscreenError
@@ -38,13 +39,14 @@ from skyscreen_hw.net.web import LIVE_EXTENSIONS, MAX_VIEWERS, LiveStreams
 from skyscreen_hw.origins import check_origins, origin_allowed
 from skyscreen_hw.outputs.live import LiveView
 from skyscreen_hw.sources.canvas import Canvas
-from skyscreen_hw.sources.instructions import InstructionError, SessionState, decode
+from skyscreen_hw.sources.instructions import InstructionError, SessionState, decode, pixel_words
 
 __all__ = ["InstructionServer", "token_from"]
 
 CLOSE_NORMAL, CLOSE_UNSUPPORTED, CLOSE_INVALID = 1000, 1003, 1007
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 2.0
+MAX_BATCH = 64  # messages already received, taken together (a 64 KiB read holds up to 63 of 256 words)
 
 
 # -- the asyncio shell -----------------------------------------------------------------------------------
@@ -311,30 +313,54 @@ class InstructionServer:
         timer = loop.call_later(idle, check_idle)
         try:
             while True:
-                message = await ws.recv()
+                batch = [await ws.recv()]
+                while len(batch) < MAX_BATCH and _message_waiting(ws):  # recv() returns at once: no other task runs
+                    batch.append(await ws.recv())
                 last = loop.time()
-                if isinstance(message, str):
-                    self.log.warning("websocket %s sent a text message; closing (1003)", peer)
-                    await ws.close(CLOSE_UNSUPPORTED, "text messages are not accepted: send binary 32-bit words")
-                    return
-                try:
-                    transaction = decode(message, state)
-                except InstructionError as exc:
-                    self.log.warning("websocket %s: %s; message not applied, closing (1007)", peer, exc)
-                    await ws.close(CLOSE_INVALID, str(exc)[:120])
-                    return
-                self.canvas.apply(session, transaction)
-                self.messages += 1
-                state = transaction.state
-                if transaction.quit:
-                    self.canvas.clear(session)
-                    await ws.close(CLOSE_NORMAL, "quit")
+                state, closing = self._take(session, peer, batch, state)
+                if closing is not None:
+                    await ws.close(*closing)
                     return
         except ConnectionClosed:
             return
         finally:
             timer.cancel()
             self._open.discard(ws)
+
+    def _take(
+        self, session: int, peer: str, batch: list[Data], state: SessionState
+    ) -> tuple[SessionState, tuple[int, str] | None]:
+        """Apply messages received together, each one transaction, in order; returns the session's state
+        after them and, when the connection must close, (code, reason): later messages are not applied."""
+        if not state.block:
+            words = pixel_words(batch)  # the common case: only colour pixels, applied in one step
+            if words is not None:
+                self.canvas.paint(session, words)
+                self.messages += len(batch)
+                return state, None
+        for message in batch:
+            if isinstance(message, str):
+                self.log.warning("websocket %s sent a text message; closing (1003)", peer)
+                return state, (CLOSE_UNSUPPORTED, "text messages are not accepted: send binary 32-bit words")
+            try:
+                transaction = decode(message, state)
+            except InstructionError as exc:
+                self.log.warning("websocket %s: %s; message not applied, closing (1007)", peer, exc)
+                return state, (CLOSE_INVALID, str(exc)[:120])
+            self.canvas.apply(session, transaction)
+            self.messages += 1
+            state = transaction.state
+            if transaction.quit:
+                self.canvas.clear(session)
+                return state, (CLOSE_NORMAL, "quit")
+        return state, None
+
+
+def _message_waiting(ws: ServerConnection) -> bool:
+    """A whole message is already queued, so ``recv()`` returns it without waiting (websockets' frame queue;
+    False if this version of websockets keeps it elsewhere: then messages are simply taken one at a time)."""
+    frames = getattr(getattr(getattr(ws, "recv_messages", None), "frames", None), "queue", None)
+    return bool(frames) and bool(getattr(frames[0], "fin", False))
 
 
 def _peer(ws: ServerConnection) -> str:
