@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -20,6 +21,15 @@ class CanvasLike(Protocol):
     def texture(self) -> tuple[np.ndarray, np.ndarray]: ...
 
 
+@runtime_checkable
+class PackedCanvas(CanvasLike, Protocol):
+    """A canvas that also hands out its picture packed for the overlay, in cell order (`Canvas.packed`)."""
+
+    CELL: int
+
+    def packed(self) -> tuple[np.ndarray, bool]: ...
+
+
 class CanvasOverlay:
     """Draws the websocket canvas over LED colours: each LED shows the canvas where something was drawn under it.
 
@@ -34,6 +44,11 @@ class CanvasOverlay:
         self.canvas = canvas
         n = layout.count
         self._samples = canvas_samples(layout, canvas.SIZE)
+        # a canvas that packs its picture itself (`Canvas.packed`): sample it where the pixels lie in it
+        self._packer: Callable[[], tuple[np.ndarray, bool]] | None = None
+        if isinstance(canvas, PackedCanvas):
+            self._packer = canvas.packed
+            self._samples = [cell_order(index, canvas.SIZE, canvas.CELL) for index in self._samples]
         self._version = -1
         self._drawn = False
         self._keep = np.empty((n, 3), np.uint8)
@@ -64,23 +79,20 @@ class CanvasOverlay:
 
     def _prepare(self) -> None:
         self._version = self.canvas.version
-        rgb, alpha = self.canvas.texture()
-        if not alpha.any():
-            self._drawn = False
-            return
         # one uint32 per canvas pixel: drawn (bit 31), lit (bit 30), 0xRRGGBB; the max over an LED's
         # samples is its brightest drawn sample
-        packed, flags, best, sample = self._packed, self._flags, self._best, self._sample
-        flat = rgb.reshape(-1, 3)
-        np.left_shift(flat[:, 0], 16, out=packed, dtype=np.uint32)
-        np.left_shift(flat[:, 1], 8, out=flags, dtype=np.uint32)
-        np.bitwise_or(packed, flags, out=packed)
-        np.bitwise_or(packed, flat[:, 2], out=packed)
-        np.not_equal(packed, 0, out=flags, casting="unsafe")  # lit: 1
-        np.left_shift(flags, 30, out=flags)
-        np.bitwise_or(packed, flags, out=packed)
-        np.left_shift(alpha.reshape(-1), 31, out=flags, dtype=np.uint32)
-        np.bitwise_or(packed, flags, out=packed)
+        if self._packer is not None:
+            packed, drawn = self._packer()
+            if not drawn:
+                self._drawn = False
+                return
+        else:
+            rgb, alpha = self.canvas.texture()
+            if not alpha.any():
+                self._drawn = False
+                return
+            packed = self._pack(rgb, alpha)
+        best, sample = self._best, self._sample
         first, *others = self._samples
         np.take(packed, first, out=best, mode="wrap")  # the indices are valid: no bounds check
         for index in others:
@@ -97,6 +109,21 @@ class CanvasOverlay:
         for c in range(3):
             np.subtract(0xFF, under, out=self._keep[:, c])
             np.bitwise_and(channels[:, 2 - c], under, out=self._paint[:, c])
+
+    def _pack(self, rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        """A texture (rgb, alpha) -> one uint32 per canvas pixel, in a reused array."""
+        packed, flags = self._packed, self._flags
+        flat = rgb.reshape(-1, 3)
+        np.left_shift(flat[:, 0], 16, out=packed, dtype=np.uint32)
+        np.left_shift(flat[:, 1], 8, out=flags, dtype=np.uint32)
+        np.bitwise_or(packed, flags, out=packed)
+        np.bitwise_or(packed, flat[:, 2], out=packed)
+        np.not_equal(packed, 0, out=flags, casting="unsafe")  # lit: 1
+        np.left_shift(flags, 30, out=flags)
+        np.bitwise_or(packed, flags, out=packed)
+        np.left_shift(alpha.reshape(-1), 31, out=flags, dtype=np.uint32)
+        np.bitwise_or(packed, flags, out=packed)
+        return packed
 
 
 class Compositor:
@@ -122,6 +149,14 @@ class Compositor:
         if self.overlay is None:
             return self.frame_leds
         return self.overlay.draw(self.frame_leds)
+
+
+def cell_order(index: np.ndarray, size: int, cell: int) -> np.ndarray:
+    """Row-major pixel indices of a size x size picture -> the same pixels' indices in cell order (cells of
+    cell x cell pixels, row-major, each cell's pixels row-major: `Canvas.packed`)."""
+    y, x = np.divmod(index, size)
+    cells = (y // cell) * (size // cell) + x // cell
+    return cells * cell * cell + (y % cell) * cell + x % cell
 
 
 def canvas_samples(layout: Layout, size: int) -> list[np.ndarray]:

@@ -119,3 +119,45 @@ def test_the_compositor_gathers_the_frame_and_draws_the_canvas_over_it() -> None
     got = drawn.compose(frame)
     np.testing.assert_array_equal(got, simple_overlay(layout, texture, frame.reshape(-1, 3)[layout.frame_index]))
     np.testing.assert_array_equal(drawn.compose(None), got)  # None: the last frame again
+
+
+def random_drawing(rng: np.random.Generator, canvas: Canvas) -> None:
+    """Pixels (black ones too), every character code, rectangles and block text from a few sessions; some quit."""
+    n = int(rng.integers(1, 400))
+    x, y = rng.integers(0, 32, n), rng.integers(0, 32, n)
+    colour, code = rng.integers(0, 4096, n), rng.integers(0, 128, n)
+    pixels = (1 << 29) | (x << 24) | (1 << 21) | (y << 16) | colour
+    chars = (2 << 29) | (x << 24) | (2 << 21) | (y << 16) | ((colour & 0x3F) << 8) | code
+    words = np.where(rng.random(n) < 0.5, pixels, chars).tolist()
+    session = int(rng.integers(1, 4))
+    canvas.apply(session, ins.decode(ins.pack(words)))
+    r, g, b = (int(v) for v in rng.integers(0, 16, 3))
+    left, top, right, bottom = (int(v) for v in rng.integers(0, 32, 4))
+    canvas.apply(session + 1, ins.decode(ins.pack(ins.colour_block(left, top, right, bottom, r, g, b))))
+    if rng.random() < 0.3:
+        canvas.apply(4, ins.decode(ins.pack([ins.block_start(), *ins.block_text("text\nover\tit", 3, 0, 2), ins.QUIT])))
+    if rng.random() < 0.3:
+        canvas.clear(int(rng.integers(1, 5)))
+
+
+@pytest.mark.parametrize("kind", ["dome", "matrix"])
+def test_a_real_canvas_packs_its_own_picture_bit_for_bit_with_the_texture_path(kind: str) -> None:
+    """`Canvas.packed` (cell order, no RGB picture) against the texture: the same overlay, bit for bit."""
+    cfg = config.parse({"layout": {"type": kind, "serpentine": True}, "frame": {"width": 64, "height": 48}})
+    layout = layouts.build(cfg)
+    rng = np.random.default_rng(8)
+    canvas = Canvas()
+    packed, via_texture = CanvasOverlay(layout, canvas), CanvasOverlay(layout, Texture(*canvas.texture()))
+    assert packed._packer is not None and via_texture._packer is None
+    for _ in range(12):
+        random_drawing(rng, canvas)
+        assert isinstance(via_texture.canvas, Texture)
+        via_texture.canvas.redraw(*canvas.texture())
+        leds = rng.integers(0, 256, (layout.count, 3), dtype=np.uint8)
+        got = packed.draw(leds).copy()
+        np.testing.assert_array_equal(got, via_texture.draw(leds))
+        np.testing.assert_array_equal(got, simple_overlay(layout, canvas, leds))
+    for session in range(1, 6):
+        canvas.clear(session)
+    leds = rng.integers(0, 256, (layout.count, 3), dtype=np.uint8)
+    assert packed.draw(leds) is leds

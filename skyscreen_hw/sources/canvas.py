@@ -17,6 +17,7 @@ from skyscreen_hw.sources.font import glyph_bitmaps
 from skyscreen_hw.sources.instructions import CELLS, RGB12, SOLID, Cells, Rect, Transaction, cell_index
 
 UNDRAWN = -1
+DRAWN_BIT, LIT_BIT = 1 << 31, 1 << 30  # of `Canvas.packed()`
 
 
 class Canvas:
@@ -119,6 +120,18 @@ class Canvas:
         alpha = np.repeat(np.repeat(drawn.reshape(CELLS, CELLS), c, axis=0), c, axis=1)
         self._texture = (version, picture, alpha)
         return picture, alpha
+
+    def packed(self) -> tuple[np.ndarray, bool]:
+        """The picture for the LED overlay, one uint32 per pixel in cell order (pixel (row, col) of cell c
+        at c * CELL * CELL + row * CELL + col): bit 31 drawn, bit 30 lit (not black), then 0xRRGGBB; and
+        whether anything is drawn. The same pixels as `texture()` without building the RGB picture."""
+        with self._lock:
+            glyph, colour = self.glyph.copy(), self.colour.copy()
+        drawn = glyph != UNDRAWN
+        off = np.where(drawn, DRAWN_BIT, 0).astype(np.uint32)  # a drawn cell's unlit pixels (black)
+        on = off | np.where(colour != 0, LIT_BIT, 0).astype(np.uint32) | colour
+        bits = self._bitmaps.reshape(len(self._bitmaps), -1)[np.where(drawn, glyph, 0)]  # (1024, CELL * CELL)
+        return np.where(bits, on[:, None], off[:, None]).reshape(-1), bool(drawn.any())
 
     def text(self) -> list[str]:
         """The canvas as 32 lines of text (glyph characters, '#' for filled cells, ' ' elsewhere): for tests."""
