@@ -265,16 +265,17 @@ def only_pixels(message: bytes | str) -> bool:
     )
 
 
-def test_pixel_words_takes_exactly_the_messages_made_of_colour_pixels_only() -> None:
+def test_pixel_runs_marks_exactly_the_messages_made_of_colour_pixels_only() -> None:
     rng = np.random.default_rng(11)
     for _ in range(300):
-        batch = random_messages(rng, int(rng.integers(1, 6)), spoil=0.15)
-        got = ins.pixel_words(batch)
-        if all(only_pixels(m) for m in batch):
-            assert got is not None and got.dtype == np.uint32
-            assert got.tobytes() == np.frombuffer(b"".join(batch), ">u4").astype(np.uint32).tobytes()  # type: ignore[arg-type]
-        else:
-            assert got is None
+        batch = random_messages(rng, int(rng.integers(1, 12)), spoil=float(rng.choice([0.05, 0.15, 0.5])))
+        words, offsets, only = ins.pixel_runs(batch)
+        assert words.dtype == np.uint32 and only == [only_pixels(m) for m in batch]
+        for k, m in enumerate(batch):
+            if only[k]:
+                assert (
+                    words[offsets[k] : offsets[k + 1]].tobytes() == np.frombuffer(m, ">u4").astype(np.uint32).tobytes()
+                )  # type: ignore[arg-type]
 
 
 def canvas_state(canvas: Canvas) -> tuple[bytes, ...]:
@@ -289,8 +290,8 @@ def test_painting_pixel_words_at_once_equals_applying_their_messages_in_turn() -
         fast, slow = Canvas(), Canvas()
         for c in (fast, slow):  # another session's drawing underneath, partly painted over
             c.apply(7, decode(words(ins.block_start(), *ins.block_text("under" * 40, 1, 2, 3), ins.QUIT)))
-        pixels = ins.pixel_words(batch)
-        assert pixels is not None
+        pixels, _, only = ins.pixel_runs(batch)
+        assert all(only)
         fast.paint(1, pixels)
         for m in batch:
             slow.apply(1, decode(m))  # type: ignore[arg-type]

@@ -59,7 +59,7 @@ class Canvas:
         self._changed()
 
     def paint(self, session: int, words: np.ndarray) -> None:
-        """Apply colour-pixel words (uint32, checked by `instructions.pixel_words`) at once, in order: the same
+        """Apply colour-pixel words (uint32, checked by `instructions.pixel_runs`) at once, in order: the same
         as applying the messages they came in one by one."""
         if not len(words):
             return

@@ -119,21 +119,23 @@ def cell_index(words: np.ndarray) -> np.ndarray:
     return ((words >> 16) & 31) * CELLS + ((words >> 24) & 31)
 
 
-def pixel_words(messages: Sequence[bytes | str]) -> np.ndarray | None:
-    """The words (uint32) of consecutive messages made only of colour-pixel words, else None.
+def pixel_runs(messages: Sequence[bytes | str]) -> tuple[np.ndarray, np.ndarray, list[bool]]:
+    """A fast path for a stream of pixels, checked for several messages at once: (words, offsets, only).
 
-    A fast path for a stream of pixels: such messages are whole transactions that leave the session's state
-    as it was, so outside block mode applying their words at once (`Canvas.paint`) is applying each in
-    turn. None (for a text message, a length that is not a multiple of 4, any other or malformed word):
-    decode the messages one by one.
+    ``words`` (uint32) holds every binary message whose length is a multiple of 4, message k's words being
+    ``words[offsets[k] : offsets[k + 1]]``; ``only[k]``: message k is made only of colour-pixel words. Such
+    messages are whole transactions that leave the session's state as it was, so outside block mode a run
+    of them applied at once (`Canvas.paint`) is each applied in turn; any other message is for `decode`.
     """
-    for m in messages:
-        if not isinstance(m, bytes) or len(m) % 4:
-            return None
-    words = np.frombuffer(b"".join(messages), dtype=">u4").astype(np.uint32)
-    if not ((words & PIXEL_MASK) == PIXEL_BITS).all():
-        return None
-    return words
+    usable = [isinstance(m, bytes) and not len(m) % 4 for m in messages]
+    offsets = np.zeros(len(messages) + 1, np.int64)
+    np.cumsum([len(m) // 4 if u else 0 for m, u in zip(messages, usable, strict=True)], out=offsets[1:])
+    joined = b"".join(m for m, u in zip(messages, usable, strict=True) if u)  # type: ignore[misc]
+    words = np.frombuffer(joined, dtype=">u4").astype(np.uint32)
+    bad = np.zeros(len(words) + 1, np.int64)
+    np.cumsum((words & PIXEL_MASK) != PIXEL_BITS, out=bad[1:])
+    clean = (bad[offsets[1:]] == bad[offsets[:-1]]).tolist()
+    return words, offsets, [u and c for u, c in zip(usable, clean, strict=True)]
 
 
 def _single_words(words: np.ndarray, start: int) -> Cells:

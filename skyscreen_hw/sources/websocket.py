@@ -39,7 +39,7 @@ from skyscreen_hw.net.web import LIVE_EXTENSIONS, MAX_VIEWERS, LiveStreams
 from skyscreen_hw.origins import check_origins, origin_allowed
 from skyscreen_hw.outputs.live import LiveView
 from skyscreen_hw.sources.canvas import Canvas
-from skyscreen_hw.sources.instructions import InstructionError, SessionState, decode, pixel_words
+from skyscreen_hw.sources.instructions import InstructionError, SessionState, decode, pixel_runs
 
 __all__ = ["InstructionServer", "token_from"]
 
@@ -332,13 +332,19 @@ class InstructionServer:
     ) -> tuple[SessionState, tuple[int, str] | None]:
         """Apply messages received together, each one transaction, in order; returns the session's state
         after them and, when the connection must close, (code, reason): later messages are not applied."""
-        if not state.block:
-            words = pixel_words(batch)  # the common case: only colour pixels, applied in one step
-            if words is not None:
-                self.canvas.paint(session, words)
-                self.messages += len(batch)
-                return state, None
-        for message in batch:
+        words, offsets, only = pixel_runs(batch)
+        i = 0
+        while i < len(batch):
+            if not state.block and only[i]:  # the common case: a run of colour-pixel messages, in one step
+                j = i + 1
+                while j < len(batch) and only[j]:
+                    j += 1
+                self.canvas.paint(session, words[offsets[i] : offsets[j]])
+                self.messages += j - i
+                i = j
+                continue
+            message = batch[i]
+            i += 1
             if isinstance(message, str):
                 self.log.warning("websocket %s sent a text message; closing (1003)", peer)
                 return state, (CLOSE_UNSUPPORTED, "text messages are not accepted: send binary 32-bit words")
