@@ -128,13 +128,15 @@ def pixel_runs(messages: Sequence[bytes | str]) -> tuple[np.ndarray, np.ndarray,
     of them applied at once (`Canvas.paint`) is each applied in turn; any other message is for `decode`.
     """
     usable = [isinstance(m, bytes) and not len(m) % 4 for m in messages]
+    kept = messages if all(usable) else [m for m, u in zip(messages, usable, strict=True) if u]
     offsets = np.zeros(len(messages) + 1, np.int64)
     np.cumsum([len(m) // 4 if u else 0 for m, u in zip(messages, usable, strict=True)], out=offsets[1:])
-    joined = b"".join(m for m, u in zip(messages, usable, strict=True) if u)  # type: ignore[misc]
-    words = np.frombuffer(joined, dtype=">u4").astype(np.uint32)
-    bad = np.zeros(len(words) + 1, np.int64)
-    np.cumsum((words & PIXEL_MASK) != PIXEL_BITS, out=bad[1:])
-    clean = (bad[offsets[1:]] == bad[offsets[:-1]]).tolist()
+    words = np.frombuffer(b"".join(kept), dtype=">u4").astype(np.uint32)  # type: ignore[arg-type]
+    bad = (words & PIXEL_MASK) != PIXEL_BITS
+    if not bad.any():  # the common case
+        return words, offsets, usable
+    where = np.flatnonzero(bad)
+    clean = (np.searchsorted(where, offsets[:-1]) == np.searchsorted(where, offsets[1:])).tolist()
     return words, offsets, [u and c for u, c in zip(usable, clean, strict=True)]
 
 
