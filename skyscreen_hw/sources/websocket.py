@@ -3,8 +3,10 @@
 A thin asyncio shell on the daemon's network runtime (skyscreen_hw.net: one asyncio thread for every
 socket) around pure parts: the instruction decoder (skyscreen_hw.sources.instructions), the routing and
 responses (skyscreen_hw.net.http) and the live view's encoders (skyscreen_hw.net.web). The instruction
-stream touches only the Canvas: each binary message is decoded whole and applied in one step; bad input
-closes that connection (1003 text, 1007 malformed) with one log line, and everyone else carries on.
+stream touches only the Canvas: each binary message is decoded whole and applied in one step (messages
+already received are taken together, and a run of colour-pixel-only ones is checked and painted at once:
+the same as one by one, cheaper); bad input closes that connection (1003 text, 1007 malformed) with one
+log line, and everyone else carries on.
 Sizes are bounded: message bytes, connection count, viewers, idle time, handshake time.
 
 Before anything else each request passes, in order: without a token, a Host that is not loopback (DNS
