@@ -14,6 +14,7 @@ up through the scaled table only. Either way the result is exactly ``power(color
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -67,6 +68,7 @@ class PairLookup:
         self._block32 = np.empty(0, np.uint32)
         self._block64 = np.empty(0, np.uint64)
         self._scratch = np.empty(0, np.uint8)
+        self._whole = np.empty(0, np.intp)  # every pair of a frame widened (`measure_then_lookup`)
         self._views: dict[tuple[int, int, int], list[tuple[np.ndarray, np.ndarray]]] = {}
 
     def lookup(self, src: np.ndarray, table16: np.ndarray, table8: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -91,6 +93,38 @@ class PairLookup:
         total = self._sum_blocks(self._block16)
         return total + (int(table8[flat[-1]]) if flat.size % 2 else 0)
 
+    def measure_then_lookup(
+        self,
+        src: np.ndarray,
+        sums16: np.ndarray,
+        table8: np.ndarray,
+        tables: Callable[[int], tuple[np.ndarray, np.ndarray]],
+        out: np.ndarray,
+    ) -> np.ndarray:
+        """`total` of ``src``, then `lookup` through the tables ``tables(total)`` gives ((65536,) pair table,
+        its byte table), into ``out``; returns ``out``.
+
+        The pairs are widened once, whole, and the one index serves both lookups: two numpy lookups
+        and one widening a frame instead of a widening and a lookup per chunk, twice (on the cold cache the
+        daemon wakes up to, each numpy call costs far more than its work).
+        """
+        flat, dst = self._flat(src), self._destination(out, src.size)
+        odd = int(flat[-1]) if flat.size % 2 else None  # read before ``out`` (maybe ``src``) is written
+        n = flat.size // 2
+        self._size_sums(n)
+        if self._whole.size != n:
+            self._whole = np.empty(n, np.intp)
+        index = self._whole
+        np.copyto(index, flat[: 2 * n].view(np.uint16))
+        np.take(sums16, index, out=self._sums16[:n], mode="wrap")
+        np.add.reduce(self._sums16.reshape(BLOCK, -1), axis=0, out=self._block16)
+        total = self._sum_blocks(self._block16) + (int(table8[odd]) if odd is not None else 0)
+        table16, bytes8 = tables(total)
+        np.take(table16, index, out=dst[: 2 * n].view(np.uint16), mode="wrap")
+        if odd is not None:
+            dst[-1] = bytes8[odd]
+        return self._written(dst, out)
+
     def lookup_and_total(self, src: np.ndarray, table32: np.ndarray, table8: np.ndarray, out: np.ndarray) -> int:
         """`lookup` through ``table32`` (corrected pair << 16 | pair sum) into ``out``; returns the sum of ``out``."""
         flat, dst = self._flat(src), self._destination(out, src.size)
@@ -114,7 +148,8 @@ class PairLookup:
         return total
 
     def _flat(self, src: np.ndarray) -> np.ndarray:
-        return src.reshape(-1)  # a view when contiguous, else a copy (read only)
+        flat = src.reshape(-1)  # a view when contiguous, else a copy (read only)
+        return flat if flat.flags.c_contiguous else np.ascontiguousarray(flat)  # a uniformly strided view
 
     def _widen(self, pairs: np.ndarray) -> np.ndarray:
         index = self._index[: pairs.size]
@@ -207,16 +242,23 @@ class ColorCorrection:
             self._sums16 = sums.astype(np.uint16)
             self._table32 = (self._table16.astype(np.uint32) << 16) | sums
         pairs = self._pairs
-        measured_first = self._limited  # likely limited again: measure, then one lookup through the scaled table
-        if measured_first:
-            scale = power.scale_for(pairs.total(leds, self._sums16, self.table))
-        else:  # corrected and measured in one lookup; only a frame over the limit is looked up again
-            scale = power.scale_for(pairs.lookup_and_total(leds, self._table32, self.table, out))
+        if self._limited:  # likely limited again: measure, then one lookup through the scaled table
+            return pairs.measure_then_lookup(
+                leds, self._sums16, self.table, lambda units: self._tables(units, power), out
+            )
+        # corrected and measured in one lookup; only a frame over the limit is looked up again
+        scale = power.scale_for(pairs.lookup_and_total(leds, self._table32, self.table, out))
         self._limited = scale is not None
         if scale is None:
-            return pairs.lookup(leds, self._table16, self.table, out) if measured_first else out
-        if measured_first:
-            scaled = power.scaled_table(scale, self.table, self._scaled8)
-            return pairs.lookup(leds, pair_table(scaled, self._scaled16, self._high), scaled, out)
+            return out
         scaled = power.scaled_table(scale, None, self._scaled8)  # ``out`` holds the corrected frame: scale it
         return pairs.lookup(out, pair_table(scaled, self._scaled16, self._high), scaled, out)
+
+    def _tables(self, units: int, power: PowerLimit) -> tuple[np.ndarray, np.ndarray]:
+        """The (pair table, byte table) a frame whose corrected bytes sum to ``units`` is looked up through."""
+        scale = power.scale_for(units)
+        self._limited = scale is not None
+        if scale is None:
+            return self._table16, self.table
+        scaled = power.scaled_table(scale, self.table, self._scaled8)
+        return pair_table(scaled, self._scaled16, self._high), scaled

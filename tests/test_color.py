@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from skyscreen_hw import config
-from skyscreen_hw.color import ColorCorrection, gamma_table, pair_table
+from skyscreen_hw.color import ColorCorrection, PairLookup, gamma_table, pair_table
 from skyscreen_hw.power import PowerLimit
 
 RNG = np.random.default_rng(7)
@@ -129,3 +129,32 @@ def test_no_frame_sized_allocation_per_frame() -> None:
     # no frame-sized array (311 kB; the table lookup used to widen its indices into a new 1.2 MB array);
     # numpy's iterator takes one transient 32 kB buffer to build the scaled pair table of a limited frame
     assert peak < 48 * 1024
+
+
+@pytest.mark.parametrize("count", [1, 7, 1001, 103680])
+def test_measure_then_lookup_widening_once_is_exactly_the_chunked_path(count: int) -> None:
+    """The measure-first path (widened whole, one index for both lookups) against the chunked total and lookup,
+    also on an odd byte count, strided input, a strided destination and in place."""
+    cc = colour()
+    settings = config.ColorConfig(gamma=2.2, brightness=0.8, max_milliamps=1, led_milliamps=55.0)
+    power = PowerLimit(settings)
+    wide = RNG.integers(0, 256, (count, 6), dtype=np.uint8)
+    for leds in (wide[:, :3].copy(), wide[:, ::2], wide[:, 3:].copy()):
+        units = PairLookup().total(leds, _sums16(cc), cc.table)
+        assert units == int(cc.table[leds].astype(np.int64).sum())
+        for level in (0.5, 2.0, 0.3):  # over, under, over
+            power.max_milliamps = max(1, int(units * power.milliamps_per_unit * level))
+            cc._limited = True  # force the measure-first path
+            out = np.empty((count, 6), np.uint8)[:, 1:4] if level == 0.3 else np.empty_like(leds)
+            got = cc(leds, out, power)
+            assert got is out
+            np.testing.assert_array_equal(got, reference(cc, power, leds))
+            inplace = leds.copy()
+            cc._limited = True
+            assert cc(inplace, inplace, power) is inplace
+            np.testing.assert_array_equal(inplace, got)
+
+
+def _sums16(cc: ColorCorrection) -> np.ndarray:
+    u = np.arange(65536)
+    return (cc.table[u >> 8].astype(np.uint32) + cc.table[u & 0xFF]).astype(np.uint16)
