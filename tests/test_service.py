@@ -235,6 +235,7 @@ def test_sighup_with_a_bad_configuration_keeps_the_running_one(
     d.proc.send_signal(signal.SIGHUP)
     d.wait_for_log("reload rejected")
     # systemd still hears the reload start and end, so `systemctl reload` never hangs on a rejected file
+    listener.wait_for("RELOADING", "1")  # the listener's thread may read the datagram after the log line
     index = next(i for i, (_, f) in enumerate(listener.messages) if f.get("RELOADING") == "1")
     assert listener.wait_for("READY", "1", since=index + 1)["STATUS"].startswith("reload rejected")
     feed(display_name, 150, 0.5)  # still running, still showing, with the old configuration
