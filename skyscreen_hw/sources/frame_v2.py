@@ -33,7 +33,6 @@ import mmap
 import os
 import platform
 import struct
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -45,7 +44,8 @@ import posix_ipc
 
 from skyscreen_hw.config import FrameConfig
 from skyscreen_hw.errors import FrameError
-from skyscreen_hw.mixer import FRAME, Mixer, Source
+from skyscreen_hw.mixer import Mixer
+from skyscreen_hw.sources.frame_source import POLL, PacedFrameSource
 from skyscreen_hw.sources.shared_frame import (
     CHECK_EVERY,
     CREATE_ATTEMPTS,
@@ -80,8 +80,6 @@ INTERLACED = 1  # flags bit 0
 RECONCILE_EVERY = 0.25  # seconds between the daemon's looks at the counters (a dead writer costs < 1 s)
 LOCK_RETRY = 0.005  # seconds between a writer's tries for the writer lock
 WAIT_FOR_DAEMON = 2.0  # seconds a writer waits for a daemon to make the file (both starting at once)
-POLL = 0.25  # seconds the source's thread waits for a writer (or for the clock) before checking for close
-WRITING = 2.0  # seconds after the last frame during which STATUS says the v2 frame is "writing"
 
 
 def frames_path(name: str) -> Path:
@@ -940,7 +938,7 @@ class FrameWriterV2:
         self.close()
 
 
-class SharedFrameV2Source(Source):
+class SharedFrameV2Source(PacedFrameSource):
     """Frames posted by v2 writers through ``/dev/shm/<name>.frames``: exactly one a tick, in order.
 
     Its thread takes the next frame only once the clock took the last one (``Mixer.wait_consumed``), so the
@@ -950,43 +948,9 @@ class SharedFrameV2Source(Source):
     kind = "shared frame v2"
 
     def __init__(self, config: FrameConfig, mixer: Mixer, log: logging.Logger) -> None:
-        super().__init__("shared frame v2", (config.height, config.width, 3), config.priority, config.timeout, FRAME)
-        self.reader = FrameReaderV2(config.name, config.height, config.width, config.slots, log, config.group)
-        self.mixer = mixer
-        self.log = log
-        self._closing = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="shared frame v2", daemon=True)
+        reader = FrameReaderV2(config.name, config.height, config.width, config.slots, log, config.group)
+        super().__init__("shared frame v2", config, mixer, log, reader)
 
-    @property
-    def path(self) -> str:
-        return str(self.reader.path)
-
-    @property
-    def skipped(self) -> int:
-        return self.reader.frames_skipped
-
-    def describe(self, now: float) -> str:
-        writing = self.stats.last >= 0 and now - self.stats.last < WRITING
-        return f"shared frame v2 ({'writing' if writing else 'idle'})"
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def close(self) -> None:
-        self._closing.set()
-        if self._thread.is_alive():
-            self._thread.join(POLL * 4)
-        self.reader.close()
-
-    def _run(self) -> None:
-        while not self._closing.is_set():
-            if not self.mixer.wait_consumed(self, POLL):
-                continue
-            try:  # into the back buffer, the other rows of an interlaced frame from the front (the last one)
-                took = self.reader.take(self.back, self.front, POLL)
-            except Exception:  # the display must go on; the reader logs its own trouble
-                self.log.exception("shared frame v2: reading failed")
-                time.sleep(POLL)
-                continue
-            if took:
-                self.mixer.deliver(self)
+    def _take(self) -> bool:
+        # into the back buffer, the other rows of an interlaced frame from the front (the last one)
+        return bool(self.reader.take(self.back, self.front, POLL))
