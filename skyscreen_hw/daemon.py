@@ -4,7 +4,8 @@ Threads and what each owns:
 
 * the **frame clock** (the main thread, which pygame also wants): the mixer's choice, the pipeline and
   every ``Output.show``; reloads happen here, between two frames;
-* one thread per **paced source** (the shared frame): takes a frame when the clock took the last one;
+* one thread per **paced source** (the shared frame): waits for a frame the clock did not find ready at its
+  tick (a ready one the clock takes itself, ``Source.poll``), and only after the clock took the last one;
 * the **network runtime** (one asyncio thread): every socket, the websocket instruction server among
   them, which touches only the Canvas;
 * output workers (serial, ws281x) that put frames on slow wires.
@@ -311,6 +312,7 @@ class Daemon:
             if now < next_tick:
                 time.sleep(min(next_tick - now, WAKE))
                 continue
+            self.mixer.poll()  # frames already flushed are taken here, in this thread
             with self.mixer.cond:
                 due = self.mixer.news or p.canvas_changed or now - last_show >= KEEPALIVE
                 if due:

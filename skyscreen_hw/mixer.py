@@ -61,6 +61,10 @@ class Source:
         """Extra figures for `/status` (a network input's packets/s, drops by kind...); none by default."""
         return {}
 
+    def poll(self) -> None:
+        """Called by the frame clock at each tick, before the mixer picks: a source that can take a picture
+        waiting for it without blocking delivers it here, in the clock's thread; nothing by default."""
+
     def start(self) -> None:
         """Begin delivering (threads, sockets); raises SkyscreenError when it cannot."""
 
@@ -102,6 +106,11 @@ class Mixer:
         with self.cond:
             self.news = True
             self.cond.notify_all()
+
+    def poll(self) -> None:
+        """The clock's tick: every source takes what is waiting for it (see `Source.poll`)."""
+        for source in self.sources:
+            source.poll()
 
     def wait(self, timeout: float) -> None:
         """Sleep up to ``timeout`` seconds; a delivery wakes the clock early."""

@@ -6,14 +6,19 @@ made-up source beside the shared frame (fed by a real writer process) and the ca
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
+from skyscreen_hw.config import FrameConfig
 from skyscreen_hw.mixer import FRAME, LEDS, Mixer, Source
 from skyscreen_hw.outputs.record import read_recording
+from skyscreen_hw.sources.frame_source import SharedFrameSource
+from skyscreen_hw.sources.shared_frame import FrameWriter
 
 
 def source(name: str, priority: int, timeout: float, address: str = FRAME) -> Source:
@@ -150,3 +155,50 @@ def test_a_third_source_with_a_higher_priority_wins_then_times_out(display_name:
     back = fake + values[fake:].index(50)
     assert 0.9 * 60 * 1.0 <= back - fake <= 60 * 1.5 + 10  # 1 s of delivery plus its 0.5 s timeout, at 60 fps
     assert all(f.min() == f.max() for f in read_recording(rec, 24)), "a frame mixed two sources"
+
+
+class RecordingMixer(Mixer):
+    """A mixer that notes which thread made each delivery."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.delivered_by: list[str] = []
+
+    def deliver(self, source: Source) -> None:
+        self.delivered_by.append(threading.current_thread().name)
+        super().deliver(source)
+
+
+def test_a_frame_flushed_before_the_tick_is_taken_by_the_clock_a_late_one_by_the_source_thread(
+    display_name: str,
+) -> None:
+    """One thread wakes a frame when the writer keeps up; a frame that misses the tick is still taken at once."""
+    config = FrameConfig(name=display_name, height=4, width=5)
+    mixer = RecordingMixer()
+    frames = SharedFrameSource(config, mixer, logging.getLogger("test"))
+    mixer.add(frames)
+    frames.start()
+    writer = FrameWriter(display_name, 4, 5)
+    try:
+        writer.frame[:] = 7
+        flushed = threading.Thread(target=writer.flush, name="writer")
+        flushed.start()
+        deadline = time.monotonic() + 5
+        while frames.reader.ready.value == 0 and time.monotonic() < deadline:  # the writer posted
+            time.sleep(0.005)
+        mixer.poll()  # the clock's tick
+        flushed.join(5)
+        assert mixer.delivered_by == [threading.current_thread().name]
+        assert take(mixer) == (frames, True) and (frames.front == 7).all()
+
+        mixer.poll()  # a tick with nothing flushed: the source's thread waits for the writer
+        writer.frame[:] = 9
+        late = time.monotonic()
+        assert writer.flush(5)
+        while not frames.fresh and time.monotonic() < late + 5:
+            time.sleep(0.005)
+        assert mixer.delivered_by[1:] == ["shared frame"] and time.monotonic() - late < 1.0
+        assert take(mixer) == (frames, True) and (frames.front == 9).all()
+    finally:
+        writer.close()
+        frames.close()

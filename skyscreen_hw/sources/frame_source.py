@@ -1,14 +1,16 @@
-"""The shared frame (v1) as a source of the mixer: a thread taking frames from a FrameReader.
+"""The shared frame (v1) as a source of the mixer, taking frames from a FrameReader.
 
-The thread takes the next frame only after the clock has taken the last one, so writers are paced by
-the display (at most ``fps`` frames a second), and the frame clock never waits on a writer.
+A frame a writer flushed before the clock's tick is taken by the clock itself at the tick (``poll``): one
+thread wakes a frame. Only when nothing was ready at a tick does the source's own thread wait for the
+writer's next flush, so a late frame is still shown as soon as it comes. Either way the next frame is
+taken only after the clock has taken the last one, so writers are paced by the display (at most ``fps``
+frames a second), and the frame clock never waits on a writer.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Any
 
 from skyscreen_hw.config import FrameConfig
@@ -20,9 +22,10 @@ WRITING = 2.0  # seconds after the last frame during which STATUS says the share
 
 
 class PacedFrameSource(Source):
-    """A shared frame as a source: a thread takes the next frame once the clock took the last one.
+    """A shared frame as a source: the clock takes a ready frame at its tick, a thread waits for a late one.
 
-    Subclasses give the reader and ``_take`` (fill ``back``; True when a whole frame came).
+    Subclasses give the reader and ``_take`` (fill ``back`` within ``timeout`` seconds; True when a whole
+    frame came). ``_taking`` makes one taker at a time, from the take to the delivery.
     """
 
     def __init__(self, name: str, config: FrameConfig, mixer: Mixer, log: logging.Logger, reader: Any) -> None:
@@ -31,6 +34,8 @@ class PacedFrameSource(Source):
         self.mixer = mixer
         self.log = log
         self._closing = threading.Event()
+        self._taking = threading.Lock()
+        self._wanted = threading.Event()  # nothing was ready at the clock's last tick: the thread waits for it
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     @property
@@ -54,21 +59,39 @@ class PacedFrameSource(Source):
             self._thread.join(POLL * 4)
         self.reader.close()
 
-    def _take(self) -> bool:
+    def poll(self) -> None:
+        """The clock's tick: take a frame the writer already flushed, without waiting; else wake the thread."""
+        if self.fresh or not self._taking.acquire(blocking=False):
+            return  # the last frame is not shown yet, or the thread is taking one
+        try:
+            took = self._take_and_deliver(0.0)
+        finally:
+            self._taking.release()
+        if not took:
+            self._wanted.set()
+
+    def _take(self, timeout: float) -> bool:
         raise NotImplementedError
+
+    def _take_and_deliver(self, timeout: float) -> bool:
+        """Take a frame into ``back`` and deliver it (call with ``_taking`` held); False if none came."""
+        try:
+            took = self._take(timeout)
+        except Exception:  # the display must go on; the reader logs its own trouble
+            self.log.exception("%s: reading failed", self.name)
+            self._closing.wait(POLL)
+            return False
+        if took:
+            self.mixer.deliver(self)
+        return took
 
     def _run(self) -> None:
         while not self._closing.is_set():
-            if not self.mixer.wait_consumed(self, POLL):
+            if not self._wanted.wait(POLL) or not self.mixer.wait_consumed(self, POLL):
                 continue
-            try:
-                took = self._take()
-            except Exception:  # the display must go on; the reader logs its own trouble
-                self.log.exception("%s: reading failed", self.name)
-                time.sleep(POLL)
-                continue
-            if took:
-                self.mixer.deliver(self)
+            with self._taking:
+                if self._take_and_deliver(POLL):
+                    self._wanted.clear()
 
 
 class SharedFrameSource(PacedFrameSource):
@@ -80,6 +103,6 @@ class SharedFrameSource(PacedFrameSource):
         reader = FrameReader(config.name, config.height, config.width, log, config.group)
         super().__init__("shared frame", config, mixer, log, reader)
 
-    def _take(self) -> bool:
+    def _take(self, timeout: float) -> bool:
         self.reader.frame = self.back  # the reader copies straight into the back buffer: one copy
-        return self.reader.poll(POLL) is not None
+        return self.reader.poll(timeout) is not None

@@ -45,7 +45,7 @@ import posix_ipc
 from skyscreen_hw.config import FrameConfig
 from skyscreen_hw.errors import FrameError
 from skyscreen_hw.mixer import Mixer
-from skyscreen_hw.sources.frame_source import POLL, PacedFrameSource
+from skyscreen_hw.sources.frame_source import PacedFrameSource
 from skyscreen_hw.sources.shared_frame import (
     CHECK_EVERY,
     CREATE_ATTEMPTS,
@@ -941,7 +941,7 @@ class FrameWriterV2:
 class SharedFrameV2Source(PacedFrameSource):
     """Frames posted by v2 writers through ``/dev/shm/<name>.frames``: exactly one a tick, in order.
 
-    Its thread takes the next frame only once the clock took the last one (``Mixer.wait_consumed``), so the
+    The next frame is taken only once the clock took the last one (see `PacedFrameSource`), so the
     display shows every v2 frame, one a frame period, never skipping; the clock never waits on it.
     """
 
@@ -951,6 +951,6 @@ class SharedFrameV2Source(PacedFrameSource):
         reader = FrameReaderV2(config.name, config.height, config.width, config.slots, log, config.group)
         super().__init__("shared frame v2", config, mixer, log, reader)
 
-    def _take(self) -> bool:
+    def _take(self, timeout: float) -> bool:
         # into the back buffer, the other rows of an interlaced frame from the front (the last one)
-        return bool(self.reader.take(self.back, self.front, POLL))
+        return bool(self.reader.take(self.back, self.front, timeout))
