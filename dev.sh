@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-APT_DEMO=(python3-venv python3-dev)
+APT_DEMO=(python3-venv python3-dev gcc)  # gcc, python3-dev: the colour step's C lookups (skyscreen_hw/_tables.c)
 APT_TEST=(python3-venv python3-dev gcc pkg-config libsystemd-dev systemd shellcheck chromium chromium-driver ola ola-python iproute2 util-linux)  # systemd: systemd-analyze; chromium: tests/test_browser.py; ola: tests/test_ola.py, tests/test_inputs_ola.py; iproute2, util-linux: its network namespace (ip, unshare)
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }

@@ -122,7 +122,7 @@ make_user() {
 
 # A hash of the source that goes into the venv: pip runs again only when it changed.
 source_hash() {
-    (cd "$SRC" && find pyproject.toml skyscreen_hw -type f \( -name '*.py' -o -name '*.toml' \) -print0 \
+    (cd "$SRC" && find pyproject.toml skyscreen_hw -type f \( -name '*.py' -o -name '*.toml' -o -name '*.c' \) -print0 \
         | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
 }
 

@@ -1,21 +1,51 @@
-"""Colour correction: the table on every byte, two bytes a lookup; with a power limit, exactly power(color(...))."""
+"""Colour correction: the table on every byte (the C lookups, and numpy's two bytes a lookup); with a power
+limit, exactly power(color(...))."""
 
 from __future__ import annotations
 
+import shutil
+import sysconfig
 import tracemalloc
+from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
 
 from skyscreen_hw import config
-from skyscreen_hw.color import ColorCorrection, PairLookup, gamma_table, pair_table
+from skyscreen_hw.color import COMPILED, ColorCorrection, PairLookup, gamma_table, pair_table
 from skyscreen_hw.power import PowerLimit
 
 RNG = np.random.default_rng(7)
+BUILT = pytest.mark.skipif(COMPILED is None, reason="the C lookups (skyscreen_hw._tables) were not built here")
 
 
-def colour(gamma: float = 2.2, brightness: float = 0.8) -> ColorCorrection:
-    return ColorCorrection(config.ColorConfig(gamma=gamma, brightness=brightness))
+@pytest.fixture(params=[pytest.param(COMPILED, id="C", marks=BUILT), pytest.param(None, id="numpy")])
+def lookups(request: pytest.FixtureRequest) -> ModuleType | None:
+    """Each implementation of the lookups: the C module, and numpy's."""
+    return request.param
+
+
+def colour(gamma: float = 2.2, brightness: float = 0.8, compiled: ModuleType | None = None) -> ColorCorrection:
+    return ColorCorrection(config.ColorConfig(gamma=gamma, brightness=brightness), compiled)
+
+
+def test_the_c_lookups_are_built_wherever_a_c_compiler_and_the_python_headers_are() -> None:
+    """The C module is optional at install; where it can be built it must have been (a silent fallback to
+    numpy would cost every frame ~100 us)."""
+    if shutil.which("gcc") is None or not (Path(sysconfig.get_paths()["include"]) / "Python.h").exists():
+        pytest.skip("no gcc or no Python headers here: the numpy lookups serve")
+    assert COMPILED is not None, "skyscreen_hw._tables was not built: reinstall with `pip install -e .`"
+
+
+@BUILT
+def test_the_c_lookups_refuse_a_wrong_table_or_lengths_naming_the_sizes() -> None:
+    src, out = np.zeros(10, np.uint8), np.zeros(10, np.uint8)
+    with pytest.raises(ValueError, match="table has 5 bytes"):
+        COMPILED.lookup(src, np.zeros(5, np.uint8), out)
+    with pytest.raises(ValueError, match="src 10 bytes, out 9"):
+        COMPILED.lookup_total(src, np.zeros(256, np.uint8), out[:9])
+    assert (out == 0).all()
 
 
 def test_the_pair_table_maps_both_bytes_of_every_pair_through_the_table() -> None:
@@ -25,14 +55,14 @@ def test_the_pair_table_maps_both_bytes_of_every_pair_through_the_table() -> Non
 
 
 @pytest.mark.parametrize("shape", [(103680, 3), (7, 3), (8, 3), (1, 3), (0, 3), (5,), (4, 5, 3)])
-def test_correction_is_the_table_on_every_byte(shape: tuple[int, ...]) -> None:
-    cc = colour()
+def test_correction_is_the_table_on_every_byte(shape: tuple[int, ...], lookups: ModuleType | None) -> None:
+    cc = colour(compiled=lookups)
     leds = RNG.integers(0, 256, shape, dtype=np.uint8)
     np.testing.assert_array_equal(cc(leds, np.empty_like(leds)), cc.table[leds])
 
 
-def test_in_place_non_contiguous_and_repeated_calls() -> None:
-    cc = colour(1.8, 0.6)
+def test_in_place_non_contiguous_and_repeated_calls(lookups: ModuleType | None) -> None:
+    cc = colour(1.8, 0.6, lookups)
     leds = RNG.integers(0, 256, (1001, 3), dtype=np.uint8)
     want = cc.table[leds]
     same = leds.copy()
@@ -44,8 +74,8 @@ def test_in_place_non_contiguous_and_repeated_calls() -> None:
     np.testing.assert_array_equal(cc(other, np.empty_like(other)), cc.table[other])
 
 
-def test_the_identity_table_is_a_copy() -> None:
-    cc = colour(1.0, 1.0)
+def test_the_identity_table_is_a_copy(lookups: ModuleType | None) -> None:
+    cc = colour(1.0, 1.0, lookups)
     assert cc.identity
     leds = RNG.integers(0, 256, (99, 3), dtype=np.uint8)
     np.testing.assert_array_equal(cc(leds, np.empty_like(leds)), leds)
@@ -62,9 +92,9 @@ def reference(cc: ColorCorrection, limit: PowerLimit, leds: np.ndarray) -> np.nd
 
 @pytest.mark.parametrize(("gamma", "brightness", "count"), [(2.2, 0.8, 103680), (1.0, 1.0, 1001), (2.8, 1.0, 10)])
 def test_correction_with_a_power_limit_is_exactly_the_limit_after_the_correction(
-    gamma: float, brightness: float, count: int
+    gamma: float, brightness: float, count: int, lookups: ModuleType | None
 ) -> None:
-    cc = colour(gamma, brightness)
+    cc = colour(gamma, brightness, lookups)
     settings = config.ColorConfig(gamma=gamma, brightness=brightness, max_milliamps=1, led_milliamps=55.0)
     fused, separate = PowerLimit(settings), PowerLimit(settings)
     base = RNG.integers(0, 256, (count, 3), dtype=np.uint8)
@@ -86,8 +116,8 @@ def test_correction_with_a_power_limit_is_exactly_the_limit_after_the_correction
     assert fused.frames_limited == separate.frames_limited == 4
 
 
-def test_correction_with_a_power_limit_in_place() -> None:
-    cc = colour()
+def test_correction_with_a_power_limit_in_place(lookups: ModuleType | None) -> None:
+    cc = colour(compiled=lookups)
     settings = config.ColorConfig(gamma=2.2, brightness=0.8, max_milliamps=1, led_milliamps=55.0)
     fused, separate = PowerLimit(settings), PowerLimit(settings)
     base = RNG.integers(0, 256, (1001, 3), dtype=np.uint8)
@@ -100,16 +130,16 @@ def test_correction_with_a_power_limit_in_place() -> None:
     assert fused.frames_limited == separate.frames_limited == 2
 
 
-def test_a_disabled_limit_is_plain_correction() -> None:
-    cc = colour()
+def test_a_disabled_limit_is_plain_correction(lookups: ModuleType | None) -> None:
+    cc = colour(compiled=lookups)
     leds = RNG.integers(0, 256, (300, 3), dtype=np.uint8)
     power = PowerLimit(config.ColorConfig())
     assert not power.enabled
     np.testing.assert_array_equal(cc(leds, np.empty_like(leds), power), cc.table[leds])
 
 
-def test_no_frame_sized_allocation_per_frame() -> None:
-    cc = colour()
+def test_no_frame_sized_allocation_per_frame(lookups: ModuleType | None) -> None:
+    cc = colour(compiled=lookups)
     power = PowerLimit(config.ColorConfig(max_milliamps=10_000))
     leds = RNG.integers(0, 256, (103680, 3), dtype=np.uint8)
     out = np.empty_like(leds)
