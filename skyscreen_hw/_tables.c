@@ -1,16 +1,19 @@
-/* Byte-wise table lookups for the colour step, compiled: the one thing numpy cannot do at memory speed.
+/* Byte-wise table lookups for the frame path, compiled: what numpy cannot do at memory speed.
  *
  * numpy looks a byte up through a table only by widening every byte into an 8-byte index first; the
- * colour step works around that with a 128 KiB pair table (two bytes a lookup), which is quick on a warm
- * cache and slow on the cold one the daemon wakes up to every frame. Here the 256-byte table stays in
- * the L1 cache and each byte is read once and written once.
+ * numpy fallback in skyscreen_hw/color.py works around that with a 128 KiB pair table (two bytes a
+ * lookup), quick on a warm cache and slow on the cold one the daemon wakes up to every frame. Here the
+ * 256-byte table stays in the L1 cache and each byte is read once and written once.
  *
- *     lookup(src, table, out)        out[i] = table[src[i]]
- *     lookup_total(src, table, out)  the same, and returns the sum of the bytes written
+ *     lookup(src, table, out) -> int          out[i] = table[src[i]]; returns the sum of the bytes written
+ *     gather_lookup(frame, index, table, out) LED i = frame pixel index[i] (RGB) through the table; returns
+ *                                  -> int     the sum: the layout's gather and the colour table in one pass
+ *     total(src) -> int                       the sum of the bytes
  *
- * src and out are C-contiguous buffers of the same length (out may be src), table is 256 bytes. The GIL
- * is released during the loop. skyscreen_hw.color uses this module when it was built, its numpy
- * lookups otherwise (the results are the same byte for byte).
+ * Buffers are C-contiguous bytes; out may be src (no other overlap); table is 256 bytes; index is uint32,
+ * one a LED (a pixel past the frame's end takes the last one, like np.take's "clip"). The GIL is released
+ * during the loops. skyscreen_hw.color uses this module where it was built, numpy otherwise (the same
+ * bytes).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -18,91 +21,152 @@
 #include <string.h>
 
 #define TABLE_SIZE 256
+#define MAX_BUFFERS 4
 
-/* Gets the three buffers and checks them; on failure releases what it got and sets an exception. */
-static int get_buffers(PyObject *const *args, Py_ssize_t nargs, Py_buffer *src, Py_buffer *table, Py_buffer *out) {
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "expected (src, table, out)");
-        return -1;
-    }
-    if (PyObject_GetBuffer(args[0], src, PyBUF_C_CONTIGUOUS) < 0)
-        return -1;
-    if (PyObject_GetBuffer(args[1], table, PyBUF_C_CONTIGUOUS) < 0) {
-        PyBuffer_Release(src);
-        return -1;
-    }
-    if (PyObject_GetBuffer(args[2], out, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
-        PyBuffer_Release(src);
-        PyBuffer_Release(table);
-        return -1;
-    }
-    if (table->len != TABLE_SIZE || src->len != out->len) {
-        PyErr_Format(PyExc_ValueError, "table has %zd bytes (256 needed); src %zd bytes, out %zd", table->len,
-                     src->len, out->len);
-        PyBuffer_Release(src);
-        PyBuffer_Release(table);
-        PyBuffer_Release(out);
-        return -1;
-    }
-    return 0;
+/* The buffers of one call, released together. */
+typedef struct {
+    Py_buffer view[MAX_BUFFERS];
+    int count;
+} Buffers;
+
+static const uint8_t *get(Buffers *b, PyObject *obj, int writable) {
+    Py_buffer *v = &b->view[b->count];
+    if (PyObject_GetBuffer(obj, v, PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0)) < 0)
+        return NULL;
+    b->count++;
+    return v->buf;
 }
 
-static void release(Py_buffer *src, Py_buffer *table, Py_buffer *out) {
-    PyBuffer_Release(src);
-    PyBuffer_Release(table);
-    PyBuffer_Release(out);
+static Py_ssize_t length(const Buffers *b, int i) { return b->view[i].len; }
+
+static void release(Buffers *b) {
+    while (b->count > 0)
+        PyBuffer_Release(&b->view[--b->count]);
 }
 
 /* out[i] = table[src[i]] for n bytes, eight at a time; returns the sum of the bytes written. */
 static uint64_t look_up(const uint8_t *src, const uint8_t *table, uint8_t *out, size_t n) {
-    uint64_t total = 0;
+    uint64_t sum = 0;
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         uint8_t b[8];
         memcpy(b, src + i, 8); /* read before writing: out may be src */
         uint8_t o0 = table[b[0]], o1 = table[b[1]], o2 = table[b[2]], o3 = table[b[3]];
         uint8_t o4 = table[b[4]], o5 = table[b[5]], o6 = table[b[6]], o7 = table[b[7]];
-        total += (uint64_t)o0 + o1 + o2 + o3 + o4 + o5 + o6 + o7;
+        sum += (uint64_t)o0 + o1 + o2 + o3 + o4 + o5 + o6 + o7;
         out[i] = o0, out[i + 1] = o1, out[i + 2] = o2, out[i + 3] = o3;
         out[i + 4] = o4, out[i + 5] = o5, out[i + 6] = o6, out[i + 7] = o7;
     }
     for (; i < n; i++) {
         out[i] = table[src[i]];
-        total += out[i];
+        sum += out[i];
     }
-    return total;
+    return sum;
 }
 
-static PyObject *lookup_total(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    (void)self;
-    Py_buffer src, table, out;
-    if (get_buffers(args, nargs, &src, &table, &out) < 0)
-        return NULL;
-    uint64_t total;
-    Py_BEGIN_ALLOW_THREADS
-    total = look_up(src.buf, table.buf, out.buf, (size_t)src.len);
-    Py_END_ALLOW_THREADS
-    release(&src, &table, &out);
-    return PyLong_FromUnsignedLongLong(total);
+/* LED i = frame pixel index[i] through the table; returns the sum of the bytes written. */
+static uint64_t gather_look_up(const uint8_t *frame, size_t pixels, const uint32_t *index, size_t leds,
+                               const uint8_t *table, uint8_t *out) {
+    uint64_t sum = 0;
+    for (size_t i = 0; i < leds; i++) {
+        const uint8_t *px = frame + 3 * (index[i] < pixels ? index[i] : pixels - 1);
+        uint8_t r = table[px[0]], g = table[px[1]], b = table[px[2]];
+        out[3 * i] = r, out[3 * i + 1] = g, out[3 * i + 2] = b;
+        sum += (uint64_t)r + g + b;
+    }
+    return sum;
 }
 
 static PyObject *lookup(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    PyObject *total = lookup_total(self, args, nargs);
-    if (total == NULL)
+    (void)self;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "lookup(src, table, out)");
         return NULL;
-    Py_DECREF(total);
-    Py_RETURN_NONE;
+    }
+    Buffers b = {.count = 0};
+    const uint8_t *src = get(&b, args[0], 0), *table = src ? get(&b, args[1], 0) : NULL;
+    uint8_t *out = table ? (uint8_t *)get(&b, args[2], 1) : NULL;
+    if (out == NULL) {
+        release(&b);
+        return NULL;
+    }
+    if (length(&b, 1) != TABLE_SIZE || length(&b, 0) != length(&b, 2)) {
+        PyErr_Format(PyExc_ValueError, "table has %zd bytes (256 needed); src %zd bytes, out %zd", length(&b, 1),
+                     length(&b, 0), length(&b, 2));
+        release(&b);
+        return NULL;
+    }
+    uint64_t sum;
+    Py_BEGIN_ALLOW_THREADS
+    sum = look_up(src, table, out, (size_t)length(&b, 0));
+    Py_END_ALLOW_THREADS
+    release(&b);
+    return PyLong_FromUnsignedLongLong(sum);
+}
+
+static PyObject *gather_lookup(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "gather_lookup(frame, index, table, out)");
+        return NULL;
+    }
+    Buffers b = {.count = 0};
+    const uint8_t *frame = get(&b, args[0], 0), *index = frame ? get(&b, args[1], 0) : NULL;
+    const uint8_t *table = index ? get(&b, args[2], 0) : NULL;
+    uint8_t *out = table ? (uint8_t *)get(&b, args[3], 1) : NULL;
+    if (out == NULL) {
+        release(&b);
+        return NULL;
+    }
+    Py_ssize_t frame_len = length(&b, 0), index_len = length(&b, 1), out_len = length(&b, 3);
+    if (length(&b, 2) != TABLE_SIZE || frame_len < 3 || frame_len % 3 || index_len % 4 ||
+        out_len != index_len / 4 * 3) {
+        PyErr_Format(PyExc_ValueError,
+                     "table has %zd bytes (256 needed); frame %zd bytes (RGB pixels), index %zd bytes (a uint32 a"
+                     " LED), out %zd bytes (3 a LED)",
+                     length(&b, 2), frame_len, index_len, out_len);
+        release(&b);
+        return NULL;
+    }
+    uint64_t sum;
+    Py_BEGIN_ALLOW_THREADS
+    sum = gather_look_up(frame, (size_t)frame_len / 3, (const uint32_t *)index, (size_t)index_len / 4, table, out);
+    Py_END_ALLOW_THREADS
+    release(&b);
+    return PyLong_FromUnsignedLongLong(sum);
+}
+
+static PyObject *total(PyObject *self, PyObject *arg) {
+    (void)self;
+    Buffers b = {.count = 0};
+    const uint8_t *src = get(&b, arg, 0);
+    if (src == NULL)
+        return NULL;
+    uint64_t sum = 0;
+    size_t n = (size_t)length(&b, 0);
+    Py_BEGIN_ALLOW_THREADS
+    for (size_t i = 0; i < n; i++)
+        sum += src[i];
+    Py_END_ALLOW_THREADS
+    release(&b);
+    return PyLong_FromUnsignedLongLong(sum);
 }
 
 static PyMethodDef methods[] = {
-    {"lookup", (PyCFunction)(void (*)(void))lookup, METH_FASTCALL, "lookup(src, table, out): out[i] = table[src[i]]"},
-    {"lookup_total", (PyCFunction)(void (*)(void))lookup_total, METH_FASTCALL,
-     "lookup_total(src, table, out) -> int: lookup, and the sum of the bytes written"},
+    {"lookup", (PyCFunction)(void (*)(void))lookup, METH_FASTCALL,
+     "lookup(src, table, out) -> int: out[i] = table[src[i]]; the sum of the bytes written"},
+    {"gather_lookup", (PyCFunction)(void (*)(void))gather_lookup, METH_FASTCALL,
+     "gather_lookup(frame, index, table, out) -> int: LED i = frame pixel index[i] through table; the sum"},
+    {"total", total, METH_O, "total(src) -> int: the sum of the bytes"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "skyscreen_hw._tables", "Byte-wise table lookups for the colour step.", -1, methods,
+    PyModuleDef_HEAD_INIT,
+    .m_name = "skyscreen_hw._tables",
+    .m_doc = "Byte-wise table lookups for the frame path.",
+    .m_size = -1,
+    .m_methods = methods,
 };
 
 PyMODINIT_FUNC PyInit__tables(void) { return PyModule_Create(&module); }

@@ -7,6 +7,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from skyscreen_hw.color import ColorCorrection
 from skyscreen_hw.layouts import Layout, LedGather
 
 
@@ -37,11 +38,13 @@ class CanvasOverlay:
     its footprint where it has one (the brightest drawn sample wins, so thin strokes between sparse LEDs
     still show). When the canvas changes, that becomes two byte masks per LED channel, ``keep`` (0xFF
     where the LED keeps its own colour, 0 under drawing) and ``paint`` (the canvas colour under drawing,
-    0 elsewhere); a frame is then ``leds & keep | paint``, two passes of plain byte logic.
+    0 elsewhere); a frame is then ``leds & keep | paint``, two passes of plain byte logic. With ``color``
+    (the `ColorCorrection` the LEDs beneath went through), the canvas colours go through it too.
     """
 
-    def __init__(self, layout: Layout, canvas: CanvasLike) -> None:
+    def __init__(self, layout: Layout, canvas: CanvasLike, color: ColorCorrection | None = None) -> None:
         self.canvas = canvas
+        self.color = color
         n = layout.count
         self._samples = canvas_samples(layout, canvas.SIZE)
         # a canvas that packs its picture itself (`Canvas.packed`): sample it where the pixels lie in it
@@ -109,6 +112,8 @@ class CanvasOverlay:
         for c in range(3):
             np.subtract(0xFF, under, out=self._keep[:, c])
             np.bitwise_and(channels[:, 2 - c], under, out=self._paint[:, c])
+        if self.color is not None:  # 0 stays 0 (every gamma table maps 0 to 0): only the paint changes
+            self.color(self._paint, self._paint)
 
     def _pack(self, rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         """A texture (rgb, alpha) -> one uint32 per canvas pixel, in a reused array."""

@@ -84,18 +84,24 @@ def open_outputs(
 
 
 class Pipeline:
-    """One configuration's frame path: layout, canvas overlay, colour and power limit, outputs (given)."""
+    """One configuration's frame path: layout and colour (one pass), canvas overlay, power limit, outputs (given).
+
+    The winner's pixels go through the layout and the colour table as they are taken (`take`); the canvas
+    is drawn over in colours corrected the same way, and the power limit measures and scales what is drawn:
+    the same bytes as correcting after the overlay, since the table works on each byte alone.
+    """
 
     def __init__(self, config: Config, layout: Layout, outputs: Outputs, canvas: CanvasLike | None) -> None:
         self.config = config
         self.layout = layout
         self.outputs = outputs
         self.gather = LedGather(layout)
-        self.overlay = CanvasOverlay(layout, canvas) if canvas is not None else None
         self.color = ColorCorrection(config.color)
-        self.power = PowerLimit(config.color)
-        self.picture = np.zeros((layout.count, 3), dtype=np.uint8)  # the winner's LEDs, before the overlay
-        self.leds = np.zeros_like(self.picture)  # what goes out
+        self.overlay = CanvasOverlay(layout, canvas, self.color) if canvas is not None else None
+        self.power = PowerLimit(config.color, self.color.lookups)
+        self.picture = np.zeros((layout.count, 3), dtype=np.uint8)  # the winner's LEDs, corrected, before the overlay
+        self.leds = np.zeros_like(self.picture)  # the picture scaled under the power limit, when it is over
+        self.source: Source | None = None  # whose pixels ``picture`` holds
         self.parts = outputs.all(layout.count)
         if outputs.live is not None:
             outputs.live.follow(layout, self.parts)
@@ -105,18 +111,20 @@ class Pipeline:
         return self.overlay is not None and self.overlay.changed
 
     def take(self, source: Source | None) -> None:
-        """The winning source's pixels become the picture (call with the mixer's lock held)."""
+        """The winning source's pixels, through the layout and the colour table, become the picture (call with
+        the mixer's lock held)."""
         if source is None:
             return
         if source.address == FRAME:
-            self.gather(source.front, self.picture)
+            self.color.gather(source.front, self.gather, self.picture)
         else:
-            np.copyto(self.picture, source.front)
+            self.color(source.front, self.picture)
+        self.source = source
 
     def show(self) -> None:
-        """Overlay, correct and send the picture to every output."""
+        """Overlay, limit and send the picture to every output."""
         drawn = self.overlay.draw(self.picture) if self.overlay is not None else self.picture
-        leds = self.color(drawn, self.leds, self.power)  # the power limit measured and applied in the same pass
+        leds = self.power.limit(drawn, self.leds)
         for part, out in self.parts:
             out.show(leds[part])
         for _, out in self.parts:
@@ -423,8 +431,9 @@ class Daemon:
             old.parts = old.outputs.all(old.layout.count)
             raise
         pipeline = Pipeline(new, layout, Outputs(planned, old.outputs.record, old.outputs.live), self.canvas)
-        pipeline.picture[:] = old.picture if layout is old.layout else 0
-        self.mixer.current = None  # the winner's frame is gathered again through the new layout
+        with self.mixer.cond:  # the last picture, through the new layout and colour, also from a silent source
+            pipeline.take(old.source)
+        self.mixer.current = None  # the winner is taken again at the next tick
         for frame_source in (self.frame_source, self.frame_v2_source):
             frame_source.priority, frame_source.timeout = new.frame.priority, new.frame.timeout
         self.pipeline, self.config = pipeline, new

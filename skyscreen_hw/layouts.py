@@ -15,6 +15,7 @@ the layout also carries a plan of strided views that produces the same order wit
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from collections.abc import Callable
@@ -435,6 +436,11 @@ class LedGather:
                 order[rows] = view
             if not np.array_equal(order.reshape(-1), layout.frame_index):
                 raise LayoutError(f"{layout.kind} layout: view plan disagrees with frame_index")
+
+    @functools.cached_property
+    def index(self) -> np.ndarray:
+        """The frame pixel of each LED as uint32 (``frame_index``), for the compiled gather (`color.Lookups`)."""
+        return self.layout.frame_index.astype(np.uint32)
 
     def __call__(self, frame: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Write the frame pixel of each LED into ``out`` (n, 3) uint8 and return it."""

@@ -320,3 +320,15 @@ def input_rig() -> Iterator[InputRig]:
         yield rig
     finally:
         rig.close()
+
+
+@pytest.fixture(params=["C", "numpy"])
+def lookups(request: pytest.FixtureRequest) -> Any:
+    """Each implementation of the byte lookups the colour step and the power limit run on: C, and numpy's."""
+    from skyscreen_hw.color import COMPILED, Lookups
+
+    if request.param == "numpy":
+        return Lookups(compiled=None)
+    if COMPILED is None:
+        pytest.skip("the C lookups (skyscreen_hw._tables) were not built here")
+    return Lookups(COMPILED)

@@ -1,33 +1,27 @@
-"""Colour correction: the table on every byte (the C lookups, and numpy's two bytes a lookup); with a power
-limit, exactly power(color(...))."""
+"""Colour correction: the table on every byte, also on the way from a frame to the LEDs (the C lookups, and
+numpy's two bytes a lookup); the power limit after it is exactly the plain formula."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import sysconfig
 import tracemalloc
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 
-from skyscreen_hw import config
-from skyscreen_hw.color import COMPILED, ColorCorrection, PairLookup, gamma_table, pair_table
+from skyscreen_hw import config, layouts
+from skyscreen_hw.color import COMPILED, ColorCorrection, Lookups, gamma_table, pair_table
 from skyscreen_hw.power import PowerLimit
 
 RNG = np.random.default_rng(7)
 BUILT = pytest.mark.skipif(COMPILED is None, reason="the C lookups (skyscreen_hw._tables) were not built here")
 
 
-@pytest.fixture(params=[pytest.param(COMPILED, id="C", marks=BUILT), pytest.param(None, id="numpy")])
-def lookups(request: pytest.FixtureRequest) -> ModuleType | None:
-    """Each implementation of the lookups: the C module, and numpy's."""
-    return request.param
-
-
-def colour(gamma: float = 2.2, brightness: float = 0.8, compiled: ModuleType | None = None) -> ColorCorrection:
-    return ColorCorrection(config.ColorConfig(gamma=gamma, brightness=brightness), compiled)
+def colour(gamma: float = 2.2, brightness: float = 0.8, lookups: Lookups | None = None) -> ColorCorrection:
+    return ColorCorrection(config.ColorConfig(gamma=gamma, brightness=brightness), lookups)
 
 
 def test_the_c_lookups_are_built_wherever_a_c_compiler_and_the_python_headers_are() -> None:
@@ -44,7 +38,11 @@ def test_the_c_lookups_refuse_a_wrong_table_or_lengths_naming_the_sizes() -> Non
     with pytest.raises(ValueError, match="table has 5 bytes"):
         COMPILED.lookup(src, np.zeros(5, np.uint8), out)
     with pytest.raises(ValueError, match="src 10 bytes, out 9"):
-        COMPILED.lookup_total(src, np.zeros(256, np.uint8), out[:9])
+        COMPILED.lookup(src, np.zeros(256, np.uint8), out[:9])
+    with pytest.raises(ValueError, match=r"frame 10 bytes \(RGB pixels\), index 8 bytes"):
+        COMPILED.gather_lookup(src, np.zeros(2, np.uint32), np.zeros(256, np.uint8), out[:6])
+    with pytest.raises(ValueError, match="out 9 bytes"):
+        COMPILED.gather_lookup(src[:9], np.zeros(2, np.uint32), np.zeros(256, np.uint8), out[:9])
     assert (out == 0).all()
 
 
@@ -55,13 +53,13 @@ def test_the_pair_table_maps_both_bytes_of_every_pair_through_the_table() -> Non
 
 
 @pytest.mark.parametrize("shape", [(103680, 3), (7, 3), (8, 3), (1, 3), (0, 3), (5,), (4, 5, 3)])
-def test_correction_is_the_table_on_every_byte(shape: tuple[int, ...], lookups: ModuleType | None) -> None:
-    cc = colour(compiled=lookups)
+def test_correction_is_the_table_on_every_byte(shape: tuple[int, ...], lookups: Lookups) -> None:
+    cc = colour(lookups=lookups)
     leds = RNG.integers(0, 256, shape, dtype=np.uint8)
     np.testing.assert_array_equal(cc(leds, np.empty_like(leds)), cc.table[leds])
 
 
-def test_in_place_non_contiguous_and_repeated_calls(lookups: ModuleType | None) -> None:
+def test_in_place_non_contiguous_and_repeated_calls(lookups: Lookups) -> None:
     cc = colour(1.8, 0.6, lookups)
     leds = RNG.integers(0, 256, (1001, 3), dtype=np.uint8)
     want = cc.table[leds]
@@ -74,7 +72,7 @@ def test_in_place_non_contiguous_and_repeated_calls(lookups: ModuleType | None) 
     np.testing.assert_array_equal(cc(other, np.empty_like(other)), cc.table[other])
 
 
-def test_the_identity_table_is_a_copy(lookups: ModuleType | None) -> None:
+def test_the_identity_table_is_a_copy(lookups: Lookups) -> None:
     cc = colour(1.0, 1.0, lookups)
     assert cc.identity
     leds = RNG.integers(0, 256, (99, 3), dtype=np.uint8)
@@ -91,100 +89,83 @@ def reference(cc: ColorCorrection, limit: PowerLimit, leds: np.ndarray) -> np.nd
 
 
 @pytest.mark.parametrize(("gamma", "brightness", "count"), [(2.2, 0.8, 103680), (1.0, 1.0, 1001), (2.8, 1.0, 10)])
-def test_correction_with_a_power_limit_is_exactly_the_limit_after_the_correction(
-    gamma: float, brightness: float, count: int, lookups: ModuleType | None
+def test_the_power_limit_after_the_correction_is_the_plain_formula(
+    gamma: float, brightness: float, count: int, lookups: Lookups
 ) -> None:
     cc = colour(gamma, brightness, lookups)
     settings = config.ColorConfig(gamma=gamma, brightness=brightness, max_milliamps=1, led_milliamps=55.0)
-    fused, separate = PowerLimit(settings), PowerLimit(settings)
+    power = PowerLimit(settings, lookups)
     base = RNG.integers(0, 256, (count, 3), dtype=np.uint8)
-    full = float(cc.table[base].astype(np.int64).sum()) * fused.milliamps_per_unit
-    # over, over again (the measure-first path), under, under again, over after under, far over, black
+    full = float(cc.table[base].astype(np.int64).sum()) * power.milliamps_per_unit
+    # over, over again, under, under again, over after under, far over, black
     for level in (0.5, 0.7, 1.5, 2.0, 0.3, 0.01, None):
         limit = 1 if level is None else max(1, int(full * level))
-        fused.max_milliamps = separate.max_milliamps = limit
+        power.max_milliamps = limit
         leds = np.zeros_like(base) if level is None else base
+        corrected = cc(leds, np.empty_like(leds))
         out = np.empty_like(leds)
-        got = cc(leds, out, fused)
-        assert got is out
-        want = separate(cc(leds, np.empty_like(leds)))
-        np.testing.assert_array_equal(got, want)
-        np.testing.assert_array_equal(got, reference(cc, fused, leds))
-        assert fused.last_scale == separate.last_scale
-        assert fused.estimate_milliamps(got) <= limit
+        got = power.limit(corrected, out)
+        assert got is (out if level is not None and level < 1 else corrected)
+        np.testing.assert_array_equal(got, reference(cc, power, leds))
+        assert power.estimate_milliamps(got) <= limit
+        in_place = corrected.copy()
+        power.limit(in_place, in_place)
+        np.testing.assert_array_equal(in_place, got)
         base = np.roll(base, 1)
-    assert fused.frames_limited == separate.frames_limited == 4
+    assert power.frames_limited == 2 * 4
 
 
-def test_correction_with_a_power_limit_in_place(lookups: ModuleType | None) -> None:
-    cc = colour(compiled=lookups)
-    settings = config.ColorConfig(gamma=2.2, brightness=0.8, max_milliamps=1, led_milliamps=55.0)
-    fused, separate = PowerLimit(settings), PowerLimit(settings)
-    base = RNG.integers(0, 256, (1001, 3), dtype=np.uint8)
-    full = float(cc.table[base].astype(np.int64).sum()) * fused.milliamps_per_unit
-    for level in (2.0, 0.5, 0.4, 2.0):  # under, over after under, over after over, under after over
-        fused.max_milliamps = separate.max_milliamps = int(full * level)
-        leds = base.copy()
-        assert cc(leds, leds, fused) is leds
-        np.testing.assert_array_equal(leds, separate(cc(base, np.empty_like(base))))
-    assert fused.frames_limited == separate.frames_limited == 2
-
-
-def test_a_disabled_limit_is_plain_correction(lookups: ModuleType | None) -> None:
-    cc = colour(compiled=lookups)
+def test_a_disabled_limit_leaves_the_frame(lookups: Lookups) -> None:
     leds = RNG.integers(0, 256, (300, 3), dtype=np.uint8)
-    power = PowerLimit(config.ColorConfig())
+    power = PowerLimit(config.ColorConfig(), lookups)
     assert not power.enabled
-    np.testing.assert_array_equal(cc(leds, np.empty_like(leds), power), cc.table[leds])
+    assert power.limit(leds, np.empty_like(leds)) is leds
 
 
-def test_no_frame_sized_allocation_per_frame(lookups: ModuleType | None) -> None:
-    cc = colour(compiled=lookups)
-    power = PowerLimit(config.ColorConfig(max_milliamps=10_000))
-    leds = RNG.integers(0, 256, (103680, 3), dtype=np.uint8)
+@pytest.mark.parametrize("wiring", ["serpentine", "straight", "points"])
+def test_gathering_through_the_table_is_the_gather_then_the_table(
+    wiring: str, lookups: Lookups, tmp_path: Path
+) -> None:
+    """One pass where compiled (the layout's index and the table together), else the gather and then the table."""
+    if wiring == "points":
+        points = tmp_path / "points.json"
+        points.write_text(json.dumps([{"point": [i % 7, i // 7, 0]} for i in range(40)]))
+        table = {"layout": {"type": "points", "file": str(points)}, "frame": {"height": 6, "width": 9}}
+    else:
+        table = {"layout": {"serpentine": wiring == "serpentine"}, "frame": {"height": 36, "width": 20}}
+    cfg = config.parse({**table, "color": {"gamma": 2.4, "brightness": 0.9}}, "(test)")
+    layout = layouts.build(cfg)
+    gather = layouts.LedGather(layout)
+    cc = ColorCorrection(cfg.color, lookups)
+    frame = RNG.integers(0, 256, (cfg.frame.height, cfg.frame.width, 3), dtype=np.uint8)
+    out = np.empty((layout.count, 3), np.uint8)
+    assert cc.gather(frame, gather, out) is out
+    np.testing.assert_array_equal(out, cc.table[frame.reshape(-1, 3)[layout.frame_index]])
+    identity = ColorCorrection(config.ColorConfig(gamma=1.0, brightness=1.0), lookups)
+    np.testing.assert_array_equal(identity.gather(frame, gather, out), frame.reshape(-1, 3)[layout.frame_index])
+
+
+def test_no_frame_sized_allocation_per_frame(lookups: Lookups) -> None:
+    cc = colour(lookups=lookups)
+    cfg = config.parse({"layout": {"serpentine": True}}, "(test)")
+    gather = layouts.LedGather(layouts.build(cfg))
+    power = PowerLimit(config.ColorConfig(max_milliamps=10_000), lookups)
+    frame = RNG.integers(0, 256, (360, 288, 3), dtype=np.uint8)
+    leds = np.empty((103680, 3), np.uint8)
     out = np.empty_like(leds)
-    cc(leds, out)
-    cc(leds, out, power)
-    cc(leds, out, power)  # both paths of the limit have run: over after under, over after over
+    cc.gather(frame, gather, leds)
+    power.limit(cc(leds, leds), out)
     tracemalloc.start()
     try:
         tracemalloc.reset_peak()
         for _ in range(3):
-            cc(leds, out)
-            cc(leds, out, power)
+            cc.gather(frame, gather, leds)
+            cc(leds, leds)
+            power.limit(leds, out)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert power.frames_limited == 5
-    # no frame-sized array (311 kB; the table lookup used to widen its indices into a new 1.2 MB array);
-    # numpy's iterator takes one transient 32 kB buffer to build the scaled pair table of a limited frame
-    assert peak < 48 * 1024
-
-
-@pytest.mark.parametrize("count", [1, 7, 1001, 103680])
-def test_measure_then_lookup_widening_once_is_exactly_the_chunked_path(count: int) -> None:
-    """The measure-first path (widened whole, one index for both lookups) against the chunked total and lookup,
-    also on an odd byte count, strided input, a strided destination and in place."""
-    cc = colour()
-    settings = config.ColorConfig(gamma=2.2, brightness=0.8, max_milliamps=1, led_milliamps=55.0)
-    power = PowerLimit(settings)
-    wide = RNG.integers(0, 256, (count, 6), dtype=np.uint8)
-    for leds in (wide[:, :3].copy(), wide[:, ::2], wide[:, 3:].copy()):
-        units = PairLookup().total(leds, _sums16(cc), cc.table)
-        assert units == int(cc.table[leds].astype(np.int64).sum())
-        for level in (0.5, 2.0, 0.3):  # over, under, over
-            power.max_milliamps = max(1, int(units * power.milliamps_per_unit * level))
-            cc._limited = True  # force the measure-first path
-            out = np.empty((count, 6), np.uint8)[:, 1:4] if level == 0.3 else np.empty_like(leds)
-            got = cc(leds, out, power)
-            assert got is out
-            np.testing.assert_array_equal(got, reference(cc, power, leds))
-            inplace = leds.copy()
-            cc._limited = True
-            assert cc(inplace, inplace, power) is inplace
-            np.testing.assert_array_equal(inplace, got)
-
-
-def _sums16(cc: ColorCorrection) -> np.ndarray:
-    u = np.arange(65536)
-    return (cc.table[u >> 8].astype(np.uint32) + cc.table[u & 0xFF]).astype(np.uint16)
+    assert power.frames_limited == 4
+    # no frame-sized array (311 kB; a table lookup by np.take would widen its indices into a new 2.5 MB array);
+    # numpy's own transient buffers only: 32 kB to build a new pair table, 64 kB to sum bytes into uint64
+    assert peak < 100 * 1024

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from skyscreen_hw import config
+from skyscreen_hw.color import Lookups
 from skyscreen_hw.outputs.record import read_recording
 from skyscreen_hw.power import PowerLimit
 from skyscreen_hw.sources.shared_frame import FrameWriter
@@ -15,8 +16,8 @@ from skyscreen_hw.sources.shared_frame import FrameWriter
 DOME = 360 * 288
 
 
-def limit(max_ma: int, led_ma: float = 55.0) -> PowerLimit:
-    return PowerLimit(config.ColorConfig(max_milliamps=max_ma, led_milliamps=led_ma))
+def limit(max_ma: int, led_ma: float = 55.0, lookups: Lookups | None = None) -> PowerLimit:
+    return PowerLimit(config.ColorConfig(max_milliamps=max_ma, led_milliamps=led_ma), lookups)
 
 
 def test_full_white_dome_is_scaled_under_the_supply_limit() -> None:
@@ -49,11 +50,11 @@ def test_zero_disables_the_limit() -> None:
     assert (leds == 255).all()
 
 
-def test_the_scaled_frame_never_draws_more_than_the_limit_and_is_the_plain_formula() -> None:
+def test_the_scaled_frame_never_draws_more_than_the_limit_and_is_the_plain_formula(lookups: Lookups) -> None:
     rng = np.random.default_rng(11)
     for max_ma in (1, 500, 20_000, 1_000_000, 3_000_000):
         leds = rng.integers(0, 256, (DOME, 3), dtype=np.uint8)
-        power = limit(max_ma)
+        power = limit(max_ma, lookups=lookups)
         drawn = float(leds.astype(np.int64).sum()) * power.milliamps_per_unit
         want = np.floor(leds * (max_ma / drawn)).astype(np.uint8) if drawn > max_ma else leds.copy()
         assert power.estimate_milliamps(leds) == drawn

@@ -55,8 +55,8 @@ from skyscreen_hw.benchmarks.support import (
     stop_process,
     terminated_by_sigterm,
 )
-from skyscreen_hw.color import ColorCorrection, gamma_table
-from skyscreen_hw.compositor import CanvasOverlay, Compositor, canvas_samples
+from skyscreen_hw.color import ColorCorrection, Lookups, gamma_table
+from skyscreen_hw.compositor import CanvasOverlay, canvas_samples
 from skyscreen_hw.power import PowerLimit
 from skyscreen_hw.sources import instructions as ins
 from skyscreen_hw.sources.canvas import Canvas
@@ -143,14 +143,13 @@ def _steps(rounds: int) -> None:
         writer = FrameWriter(name, HEIGHT, WIDTH)
         try:
             writer.frame[:] = picture
-            compositor = Compositor(layout)
+            gather = layouts.LedGather(layout)
             color = ColorCorrection(config.color)
             out = np.empty((n, 3), np.uint8)
 
             def ours() -> None:
                 writer.ready.release()
-                frame = reader.poll(0.1)
-                color(compositor.compose(frame), out)
+                color.gather(reader.poll(0.1), gather, out)
                 writer.done.acquire(0.1)
 
             lut = gamma_table(GAMMA, BRIGHTNESS)
@@ -224,10 +223,10 @@ def _overlay_step(layout: layouts.Layout, leds: np.ndarray, rounds: int) -> None
 
 def _colour_step(color_config: configuration.ColorConfig, leds: np.ndarray, rounds: int) -> None:
     color = ColorCorrection(color_config)
-    pairs = ColorCorrection(color_config, compiled=None)  # numpy's pair lookups (no C module)
+    pairs = ColorCorrection(color_config, Lookups(compiled=None))  # numpy's pair lookups (no C module)
     out = np.empty_like(leds)
     table = color.table
-    which = "C lookups" if color.compiled is not None else "C lookups not built, numpy's"
+    which = "C lookups" if color.lookups.compiled is not None else "C lookups not built, numpy's"
     t = compare_seconds(
         {"ours": lambda: color(leds, out), "pairs": lambda: pairs(leds, out), "simple": lambda: table[leds]}, rounds
     )
@@ -239,34 +238,16 @@ def _colour_step(color_config: configuration.ColorConfig, leds: np.ndarray, roun
 
 
 def _power_step(leds: np.ndarray, rounds: int) -> None:
-    color_config = configuration.ColorConfig(gamma=GAMMA, brightness=BRIGHTNESS, led_milliamps=LED_MILLIAMPS)
-    color = ColorCorrection(color_config)
+    settings = configuration.ColorConfig(led_milliamps=LED_MILLIAMPS)
+    limit = int(PowerLimit(settings).estimate_milliamps(leds) / 2)  # the frame is scaled to about half
+    settings = dataclasses.replace(settings, max_milliamps=limit)
+    power, in_numpy = PowerLimit(settings), PowerLimit(settings, Lookups(compiled=None))
     out = np.empty_like(leds)
-    limit = _half_the_draw(leds)
-    power = PowerLimit(dataclasses.replace(color_config, max_milliamps=limit))
-    per_unit = power.milliamps_per_unit
-
-    def before(frame: np.ndarray) -> None:  # the previous version: a widening sum, then a byte table
-        drawn = float(np.add.reduce(frame.reshape(-1), dtype=np.uint64)) * per_unit
-        if drawn > limit:
-            lut = np.floor(np.arange(256) * (limit / drawn)).astype(np.uint8)
-            np.take(lut, frame, out=frame)
-
-    fused = ColorCorrection(color_config)  # its own, so it stays on the path for frame after limited frame
-    t = compare_seconds(
-        {
-            "colour": lambda: color(leds, out),
-            "fused": lambda: fused(leds, out, power),
-            "alone": lambda: power(color(leds, out)),
-            "before": lambda: before(color(leds, out)),
-        },
-        rounds,
-    )
-    t_colour, t_fused, t_alone, t_before = t["colour"], t["fused"], t["alone"], t["before"]
+    which = "C lookups" if power.lookups.compiled is not None else "C lookups not built, numpy's"
+    t = compare_seconds({"ours": lambda: power.limit(leds, out), "numpy": lambda: in_numpy.limit(leds, out)}, rounds)
     print(
-        f"  power limit scaling every frame, added to the colour step ({t_colour * 1e6:.1f} us):"
-        f" in the colour step {(t_fused - t_colour) * 1e6:6.1f} us, on its own {(t_alone - t_colour) * 1e6:6.1f} us,"
-        f" previous version {(t_before - t_colour) * 1e6:6.1f} us"
+        f"  power limit on a frame over it (sum, then scaled; {which}): {t['ours'] * 1e6:6.1f} us;"
+        f" numpy {t['numpy'] * 1e6:6.1f} us"
     )
 
 
