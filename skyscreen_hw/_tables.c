@@ -6,12 +6,19 @@
  * 256-byte table stays in the L1 cache and each byte is read once and written once.
  *
  *     lookup(src, table, out) -> int          out[i] = table[src[i]]; returns the sum of the bytes written
- *     gather_lookup(frame, index, table, out) LED i = frame pixel index[i] (RGB) through the table; returns
- *                                  -> int     the sum: the layout's gather and the colour table in one pass
+ *     gather_lookup(frame, index, table, out[, under, paint]) -> int
+ *                                             LED i = frame pixel index[i] (RGB) through the table, or
+ *                                             paint[i] where under[i] is not 0 (the canvas drawn over);
+ *                                             returns the sum: the layout's gather, the colour table and
+ *                                             the overlay in one pass
  *     total(src) -> int                       the sum of the bytes
+ *     scale(src, k, out)                      out[i] = src[i] * k >> 16 (k < 2**16): a table of the form
+ *                                             floor(v * s), where k gives the same 256 bytes (the caller
+ *                                             checks), with no table at all: a high-half 16-bit multiply
+ *                                             the compiler vectorizes
  *
  * Buffers are C-contiguous bytes; out may be src (no other overlap); table is 256 bytes; index is uint32,
- * one a LED (a pixel past the frame's end takes the last one, like np.take's "clip"). The GIL is released
+ * under a byte, paint three bytes, one a LED (a pixel past the frame's end takes the last one, like np.take's "clip"). The GIL is released
  * during the loops. skyscreen_hw.color uses this module where it was built, numpy otherwise (the same
  * bytes).
  */
@@ -21,7 +28,7 @@
 #include <string.h>
 
 #define TABLE_SIZE 256
-#define MAX_BUFFERS 4
+#define MAX_BUFFERS 6
 
 /* The buffers of one call, released together. */
 typedef struct {
@@ -64,13 +71,19 @@ static uint64_t look_up(const uint8_t *src, const uint8_t *table, uint8_t *out, 
     return sum;
 }
 
-/* LED i = frame pixel index[i] through the table; returns the sum of the bytes written. */
+/* LED i = frame pixel index[i] through the table, or paint[i] where under[i] (both may be NULL: nothing
+ * drawn); returns the sum of the bytes written. */
 static uint64_t gather_look_up(const uint8_t *frame, size_t pixels, const uint32_t *index, size_t leds,
-                               const uint8_t *table, uint8_t *out) {
+                               const uint8_t *table, uint8_t *out, const uint8_t *under, const uint8_t *paint) {
     uint64_t sum = 0;
     for (size_t i = 0; i < leds; i++) {
-        const uint8_t *px = frame + 3 * (index[i] < pixels ? index[i] : pixels - 1);
-        uint8_t r = table[px[0]], g = table[px[1]], b = table[px[2]];
+        uint8_t r, g, b;
+        if (under != NULL && under[i]) {
+            r = paint[3 * i], g = paint[3 * i + 1], b = paint[3 * i + 2];
+        } else {
+            const uint8_t *px = frame + 3 * (index[i] < pixels ? index[i] : pixels - 1);
+            r = table[px[0]], g = table[px[1]], b = table[px[2]];
+        }
         out[3 * i] = r, out[3 * i + 1] = g, out[3 * i + 2] = b;
         sum += (uint64_t)r + g + b;
     }
@@ -106,31 +119,39 @@ static PyObject *lookup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 
 static PyObject *gather_lookup(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "gather_lookup(frame, index, table, out)");
+    if (nargs != 4 && nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "gather_lookup(frame, index, table, out[, under, paint])");
         return NULL;
     }
     Buffers b = {.count = 0};
     const uint8_t *frame = get(&b, args[0], 0), *index = frame ? get(&b, args[1], 0) : NULL;
     const uint8_t *table = index ? get(&b, args[2], 0) : NULL;
     uint8_t *out = table ? (uint8_t *)get(&b, args[3], 1) : NULL;
-    if (out == NULL) {
+    const uint8_t *under = NULL, *paint = NULL;
+    if (out != NULL && nargs == 6) {
+        under = get(&b, args[4], 0);
+        paint = under ? get(&b, args[5], 0) : NULL;
+    }
+    if (out == NULL || (nargs == 6 && paint == NULL)) {
         release(&b);
         return NULL;
     }
     Py_ssize_t frame_len = length(&b, 0), index_len = length(&b, 1), out_len = length(&b, 3);
-    if (length(&b, 2) != TABLE_SIZE || frame_len < 3 || frame_len % 3 || index_len % 4 ||
-        out_len != index_len / 4 * 3) {
+    Py_ssize_t leds = index_len / 4;
+    if (length(&b, 2) != TABLE_SIZE || frame_len < 3 || frame_len % 3 || index_len % 4 || out_len != leds * 3 ||
+        (nargs == 6 && (length(&b, 4) != leds || length(&b, 5) != leds * 3))) {
         PyErr_Format(PyExc_ValueError,
                      "table has %zd bytes (256 needed); frame %zd bytes (RGB pixels), index %zd bytes (a uint32 a"
-                     " LED), out %zd bytes (3 a LED)",
-                     length(&b, 2), frame_len, index_len, out_len);
+                     " LED), out %zd bytes (3 a LED), under %zd bytes (1 a LED), paint %zd bytes (3 a LED)",
+                     length(&b, 2), frame_len, index_len, out_len, nargs == 6 ? length(&b, 4) : leds,
+                     nargs == 6 ? length(&b, 5) : leds * 3);
         release(&b);
         return NULL;
     }
     uint64_t sum;
     Py_BEGIN_ALLOW_THREADS
-    sum = gather_look_up(frame, (size_t)frame_len / 3, (const uint32_t *)index, (size_t)index_len / 4, table, out);
+    sum = gather_look_up(frame, (size_t)frame_len / 3, (const uint32_t *)index, (size_t)leds, table, out, under,
+                         paint);
     Py_END_ALLOW_THREADS
     release(&b);
     return PyLong_FromUnsignedLongLong(sum);
@@ -152,12 +173,51 @@ static PyObject *total(PyObject *self, PyObject *arg) {
     return PyLong_FromUnsignedLongLong(sum);
 }
 
+static PyObject *scale(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "scale(src, k, out)");
+        return NULL;
+    }
+    unsigned long k = PyLong_AsUnsignedLong(args[1]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (k >= (1UL << 16)) {
+        PyErr_Format(PyExc_ValueError, "k is %lu: below 2**16 needed (a scale below 1)", k);
+        return NULL;
+    }
+    Buffers b = {.count = 0};
+    const uint8_t *src = get(&b, args[0], 0);
+    uint8_t *out = src ? (uint8_t *)get(&b, args[2], 1) : NULL;
+    if (out == NULL) {
+        release(&b);
+        return NULL;
+    }
+    if (length(&b, 0) != length(&b, 1)) {
+        PyErr_Format(PyExc_ValueError, "src %zd bytes, out %zd", length(&b, 0), length(&b, 1));
+        release(&b);
+        return NULL;
+    }
+    size_t n = (size_t)length(&b, 0);
+    uint16_t m = (uint16_t)k;
+    Py_BEGIN_ALLOW_THREADS
+    for (size_t i = 0; i < n; i++) {
+        uint16_t v = src[i];
+        out[i] = (uint8_t)(((uint32_t)v * m) >> 16);
+    }
+    Py_END_ALLOW_THREADS
+    release(&b);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"lookup", (PyCFunction)(void (*)(void))lookup, METH_FASTCALL,
      "lookup(src, table, out) -> int: out[i] = table[src[i]]; the sum of the bytes written"},
     {"gather_lookup", (PyCFunction)(void (*)(void))gather_lookup, METH_FASTCALL,
-     "gather_lookup(frame, index, table, out) -> int: LED i = frame pixel index[i] through table; the sum"},
+     "gather_lookup(frame, index, table, out[, under, paint]) -> int: LED i = frame pixel index[i] through\n"
+     "table, or paint[i] where under[i]; the sum"},
     {"total", total, METH_O, "total(src) -> int: the sum of the bytes"},
+    {"scale", (PyCFunction)(void (*)(void))scale, METH_FASTCALL, "scale(src, k, out): out[i] = src[i] * k >> 16"},
     {NULL, NULL, 0, NULL},
 };
 

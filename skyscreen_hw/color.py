@@ -20,6 +20,7 @@ import numpy as np
 from skyscreen_hw.config import ColorConfig
 
 if TYPE_CHECKING:
+    from skyscreen_hw.compositor import CanvasOverlay
     from skyscreen_hw.layouts import LedGather
 
 
@@ -34,6 +35,10 @@ def compiled_tables() -> ModuleType | None:
 
 COMPILED = compiled_tables()
 PAIRS = 65536
+IDENTITY = np.arange(256, dtype=np.uint8)
+IDENTITY32 = IDENTITY.astype(np.uint32)
+FIXED_BITS = 16  # `Lookups.scale`: a scale as a 16-bit fixed-point multiplier (a high-half multiply)
+FIXED = 1 << FIXED_BITS
 
 
 def gamma_table(gamma: float, brightness: float) -> np.ndarray:
@@ -141,12 +146,39 @@ class Lookups:
             self._paired = table.copy()
         return self._pairs.lookup(src, self._table16, table, out)
 
-    def gather_lookup(self, frame: np.ndarray, gather: LedGather, table: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """``out`` (n, 3) = each LED's frame pixel (``gather``) through ``table``, in one pass where compiled."""
+    def gather_lookup(
+        self,
+        frame: np.ndarray,
+        gather: LedGather,
+        table: np.ndarray | None,
+        out: np.ndarray,
+        overlay: CanvasOverlay | None = None,
+    ) -> int | None:
+        """``out`` (n, 3) = each LED's frame pixel (``gather``) through ``table`` (None: none), with ``overlay``
+        (prepared, something drawn) drawn over: one pass where compiled, which also gives the sum of ``out``
+        (else None)."""
         if self.compiled is not None and frame.flags.c_contiguous and out.flags.c_contiguous:
-            self.compiled.gather_lookup(frame, gather.index, table, out)
-            return out
-        return self.lookup(gather(frame, out), table, out)
+            lut = IDENTITY if table is None else table
+            if overlay is None:
+                return int(self.compiled.gather_lookup(frame, gather.index, lut, out))
+            return int(self.compiled.gather_lookup(frame, gather.index, lut, out, *overlay.masks))
+        gather(frame, out)
+        if table is not None:
+            self.lookup(out, table, out)
+        if overlay is not None:
+            overlay.draw_in_place(out)
+        return None
+
+    def scale(self, src: np.ndarray, scale: float, table: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``out`` (may be ``src``) = ``src`` through ``table``, which is ``floor(v * scale)`` for each byte v:
+        compiled, as a multiplication where one gives the same 256 bytes (no table: vectorized), else a
+        lookup; returns ``out``."""
+        if self.compiled is not None and src.flags.c_contiguous and out.flags.c_contiguous and scale < 1:
+            for k in (int(scale * FIXED), int(scale * FIXED) + 1):
+                if k < FIXED and np.array_equal((IDENTITY32 * k) >> FIXED_BITS, table):
+                    self.compiled.scale(src, k, out)
+                    return out
+        return self.lookup(src, table, out)
 
     def total(self, src: np.ndarray) -> int:
         """The sum of the bytes of ``src``."""
@@ -164,7 +196,7 @@ class ColorCorrection:
     def __init__(self, config: ColorConfig, lookups: Lookups | None = None) -> None:
         self.lookups = lookups or Lookups()
         self.table = gamma_table(config.gamma, config.brightness)
-        self.identity = bool(np.array_equal(self.table, np.arange(256)))
+        self.identity = bool(np.array_equal(self.table, IDENTITY))
 
     def __call__(self, leds: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Write the corrected ``leds`` (uint8, any shape) into ``out`` (same shape; may be ``leds``), return it."""
@@ -173,8 +205,10 @@ class ColorCorrection:
             return out
         return self.lookups.lookup(leds, self.table, out)
 
-    def gather(self, frame: np.ndarray, gather: LedGather, out: np.ndarray) -> np.ndarray:
-        """``out`` (n, 3) = the frame's pixel of each LED (``gather``), corrected; returns ``out``."""
-        if self.identity:
-            return gather(frame, out)
-        return self.lookups.gather_lookup(frame, gather, self.table, out)
+    def gather(
+        self, frame: np.ndarray, gather: LedGather, out: np.ndarray, overlay: CanvasOverlay | None = None
+    ) -> int | None:
+        """``out`` (n, 3) = the frame's pixel of each LED (``gather``), corrected, with ``overlay`` (prepared,
+        something drawn, its colours corrected by this table) drawn over; returns the sum of ``out`` where it
+        came free (`Lookups.gather_lookup`), else None."""
+        return self.lookups.gather_lookup(frame, gather, None if self.identity else self.table, out, overlay)

@@ -69,16 +69,30 @@ class CanvasOverlay:
         """The canvas changed since the last `draw`."""
         return self.canvas.version != self._version
 
+    def update(self) -> bool:
+        """Follow the canvas if it changed; True when something is drawn (then `masks` and `draw_in_place`)."""
+        if self.changed:
+            self._prepare()
+        return self._drawn
+
+    @property
+    def masks(self) -> tuple[np.ndarray, np.ndarray]:
+        """(under, paint): (n,) uint8, not 0 where the LED shows the canvas; (n, 3) the canvas colour there."""
+        return self._under, self._paint
+
     def draw(self, leds: np.ndarray) -> np.ndarray:
         """``leds`` (n, 3) uint8 in wiring order, not modified: itself when nothing is drawn over it, else a
         reused (n, 3) array with the canvas drawn over."""
-        if self.changed:
-            self._prepare()
-        if not self._drawn:
+        if not self.update():
             return leds
-        np.bitwise_and(leds, self._keep, out=self._out)
-        np.bitwise_or(self._out, self._paint, out=self._out)
+        np.copyto(self._out, leds)
+        self.draw_in_place(self._out)
         return self._out
+
+    def draw_in_place(self, leds: np.ndarray) -> None:
+        """Draw the canvas over ``leds`` (n, 3) itself (after `update` said something is drawn)."""
+        np.bitwise_and(leds, self._keep, out=leds)
+        np.bitwise_or(leds, self._paint, out=leds)
 
     def _prepare(self) -> None:
         self._version = self.canvas.version
@@ -101,7 +115,7 @@ class CanvasOverlay:
         for index in others:
             np.take(packed, index, out=sample, mode="wrap")
             np.maximum(best, sample, out=best)
-        under = self._under  # 1 where the LED shows the canvas
+        under = self._under  # 1 where the LED shows the canvas (then 0xFF)
         np.right_shift(best, 31, out=sample)
         np.copyto(under, sample, casting="unsafe")
         self._drawn = bool(under.any())

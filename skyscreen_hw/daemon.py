@@ -84,11 +84,11 @@ def open_outputs(
 
 
 class Pipeline:
-    """One configuration's frame path: layout and colour (one pass), canvas overlay, power limit, outputs (given).
+    """One configuration's frame path: layout, colour and canvas overlay (one pass), power limit, outputs (given).
 
-    The winner's pixels go through the layout and the colour table as they are taken (`take`); the canvas
-    is drawn over in colours corrected the same way, and the power limit measures and scales what is drawn:
-    the same bytes as correcting after the overlay, since the table works on each byte alone.
+    The winner's pixels go through the layout and the colour table as they are taken (`take`), the canvas
+    drawn over in colours corrected the same way; the power limit then measures and scales that: the same
+    bytes as correcting after the overlay, since the table works on each byte alone.
     """
 
     def __init__(self, config: Config, layout: Layout, outputs: Outputs, canvas: CanvasLike | None) -> None:
@@ -99,7 +99,8 @@ class Pipeline:
         self.color = ColorCorrection(config.color)
         self.overlay = CanvasOverlay(layout, canvas, self.color) if canvas is not None else None
         self.power = PowerLimit(config.color, self.color.lookups)
-        self.picture = np.zeros((layout.count, 3), dtype=np.uint8)  # the winner's LEDs, corrected, before the overlay
+        self.picture = np.zeros((layout.count, 3), dtype=np.uint8)  # the LEDs, corrected, canvas drawn over
+        self.total: int | None = None  # the sum of ``picture``'s bytes, where it came free
         self.leds = np.zeros_like(self.picture)  # the picture scaled under the power limit, when it is over
         self.source: Source | None = None  # whose pixels ``picture`` holds
         self.parts = outputs.all(layout.count)
@@ -111,20 +112,26 @@ class Pipeline:
         return self.overlay is not None and self.overlay.changed
 
     def take(self, source: Source | None) -> None:
-        """The winning source's pixels, through the layout and the colour table, become the picture (call with
-        the mixer's lock held)."""
+        """The picture: the winning source's pixels through the layout and the colour table, the canvas drawn
+        over. With no winner, the last picture's source again (its last delivery: the LEDs keep the last
+        picture) under the canvas as it is now. Call with the mixer's lock held."""
+        source = source or self.source
+        self.source = source
+        overlay = self.overlay if self.overlay is not None and self.overlay.update() else None
+        self.total = None
         if source is None:
+            self.picture[:] = 0
+        elif source.address == FRAME:
+            self.total = self.color.gather(source.front, self.gather, self.picture, overlay)
             return
-        if source.address == FRAME:
-            self.color.gather(source.front, self.gather, self.picture)
         else:
             self.color(source.front, self.picture)
-        self.source = source
+        if overlay is not None:
+            overlay.draw_in_place(self.picture)
 
     def show(self) -> None:
-        """Overlay, limit and send the picture to every output."""
-        drawn = self.overlay.draw(self.picture) if self.overlay is not None else self.picture
-        leds = self.power.limit(drawn, self.leds)
+        """Limit and send the picture to every output."""
+        leds = self.power.limit(self.picture, self.leds, self.total)
         for part, out in self.parts:
             out.show(leds[part])
         for _, out in self.parts:

@@ -54,15 +54,15 @@ class PowerLimit:
         np.copyto(self._lut, self._values, casting="unsafe")  # truncation: the floor of these non-negative values
         return self._lut
 
-    def limit(self, leds: np.ndarray, out: np.ndarray) -> np.ndarray:
+    def limit(self, leds: np.ndarray, out: np.ndarray, total: int | None = None) -> np.ndarray:
         """``leds`` itself when it fits (or there is no limit), else ``out`` (may be ``leds``) = ``leds``
-        scaled under the limit."""
+        scaled under the limit. ``total``: the sum of ``leds`` when already known."""
         if not self.enabled:
             return leds
-        scale = self.scale_for(self.lookups.total(leds))
+        scale = self.scale_for(self.lookups.total(leds) if total is None else total)
         if scale is None:
             return leds
-        return self.lookups.lookup(leds, self.scaled_table(scale), out)
+        return self.lookups.scale(leds, scale, self.scaled_table(scale), out)
 
     def __call__(self, leds: np.ndarray) -> np.ndarray:
         """Scale ``leds`` in place when it would draw too much; returns it."""

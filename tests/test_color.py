@@ -139,10 +139,13 @@ def test_gathering_through_the_table_is_the_gather_then_the_table(
     cc = ColorCorrection(cfg.color, lookups)
     frame = RNG.integers(0, 256, (cfg.frame.height, cfg.frame.width, 3), dtype=np.uint8)
     out = np.empty((layout.count, 3), np.uint8)
-    assert cc.gather(frame, gather, out) is out
-    np.testing.assert_array_equal(out, cc.table[frame.reshape(-1, 3)[layout.frame_index]])
+    total = cc.gather(frame, gather, out)
+    want = cc.table[frame.reshape(-1, 3)[layout.frame_index]]
+    np.testing.assert_array_equal(out, want)
+    assert total == (None if lookups.compiled is None else int(want.astype(np.int64).sum()))
     identity = ColorCorrection(config.ColorConfig(gamma=1.0, brightness=1.0), lookups)
-    np.testing.assert_array_equal(identity.gather(frame, gather, out), frame.reshape(-1, 3)[layout.frame_index])
+    identity.gather(frame, gather, out)
+    np.testing.assert_array_equal(out, frame.reshape(-1, 3)[layout.frame_index])
 
 
 def test_no_frame_sized_allocation_per_frame(lookups: Lookups) -> None:
@@ -169,3 +172,17 @@ def test_no_frame_sized_allocation_per_frame(lookups: Lookups) -> None:
     # no frame-sized array (311 kB; a table lookup by np.take would widen its indices into a new 2.5 MB array);
     # numpy's own transient buffers only: 32 kB to build a new pair table, 64 kB to sum bytes into uint64
     assert peak < 100 * 1024
+
+
+def test_scaling_is_exactly_the_scaled_table_for_any_scale(lookups: Lookups) -> None:
+    """The compiled scaling multiplies where a 24-bit multiplier gives the table's 256 bytes, else looks up."""
+    power = PowerLimit(config.ColorConfig(max_milliamps=1))
+    src = np.tile(np.arange(256, dtype=np.uint8), 7)
+    # scales on and next to the steps of floor(v * s), and random ones
+    tricky = [n / v for v in (3, 7, 128, 255) for n in range(1, v)]
+    scales = [*tricky, *(np.nextafter(s, 0) for s in tricky), *RNG.random(300), 1e-9, 0.999999999]
+    for scale in scales:
+        table = power.scaled_table(float(scale))
+        out = np.empty_like(src)
+        assert lookups.scale(src, float(scale), table, out) is out
+        np.testing.assert_array_equal(out, table[src])

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from skyscreen_hw import config, layouts
+from skyscreen_hw.color import ColorCorrection
 from skyscreen_hw.compositor import CanvasOverlay, Compositor, canvas_samples
 from skyscreen_hw.sources import instructions as ins
 from skyscreen_hw.sources.canvas import Canvas
@@ -161,3 +162,29 @@ def test_a_real_canvas_packs_its_own_picture_bit_for_bit_with_the_texture_path(k
         canvas.clear(session)
     leds = rng.integers(0, 256, (layout.count, 3), dtype=np.uint8)
     assert packed.draw(leds) is leds
+
+
+@pytest.mark.parametrize("kind", ["dome", "matrix"])
+def test_gathered_corrected_and_drawn_over_in_one_pass_is_the_table_after_the_overlay(kind: str, lookups) -> None:
+    """What the pipeline does (`ColorCorrection.gather` with the overlay, its colours through the same table)
+    against the straightforward order: gather, overlay, then the table on every byte; also the sum it gives."""
+    cfg = config.parse(
+        {"layout": {"type": kind, "serpentine": True}, "frame": {"width": 64, "height": 48}, "color": {"gamma": 2.5}}
+    )
+    layout = layouts.build(cfg)
+    gather = layouts.LedGather(layout)
+    color = ColorCorrection(cfg.color, lookups)
+    rng = np.random.default_rng(9)
+    texture = Texture(*random_texture(rng, 0.3))
+    overlay = CanvasOverlay(layout, texture, color)
+    plain = CanvasOverlay(layout, texture)
+    out = np.empty((layout.count, 3), np.uint8)
+    for drawn in (0.3, 0.01, 1.0):
+        texture.redraw(*random_texture(rng, drawn))
+        frame = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+        assert overlay.update()
+        total = color.gather(frame, gather, out, overlay)
+        want = color.table[plain.draw(gather(frame, np.empty_like(out)))]
+        np.testing.assert_array_equal(out, want)
+        assert total in (None, int(want.astype(np.int64).sum()))
+        assert (total is None) == (lookups.compiled is None)
