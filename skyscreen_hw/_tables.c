@@ -6,9 +6,11 @@
  * 256-byte table stays in the L1 cache and each byte is read once and written once.
  *
  *     lookup(src, table, out) -> int          out[i] = table[src[i]]; returns the sum of the bytes written
- *     gather_lookup(frame, index, table, out[, under, paint]) -> int
- *                                             LED i = frame pixel index[i] (RGB) through the table, or
- *                                             paint[i] where under[i] is not 0 (the canvas drawn over);
+ *     gather_lookup(frame, runs, table, out[, under, paint]) -> int
+ *                                             the LEDs in order, run after run (int32 first pixel, step,
+ *                                             LEDs: the dome wired serpentine is 720 runs, not a 415 kB
+ *                                             index to read every frame), each RGB pixel through the table,
+ *                                             or paint[i] where under[i] is not 0 (the canvas drawn over);
  *                                             returns the sum: the layout's gather, the colour table and
  *                                             the overlay in one pass
  *     total(src) -> int                       the sum of the bytes
@@ -17,13 +19,14 @@
  *                                             checks), with no table at all: a high-half 16-bit multiply
  *                                             the compiler vectorizes
  *
- * Buffers are C-contiguous bytes; out may be src (no other overlap); table is 256 bytes; index is uint32,
- * under a byte, paint three bytes, one a LED (a pixel past the frame's end takes the last one, like np.take's "clip"). The GIL is released
+ * Buffers are C-contiguous bytes; out may be src (no other overlap); table is 256 bytes; under a byte and
+ * paint three bytes a LED; runs must stay inside the frame (checked: ValueError). The GIL is released
  * during the loops. skyscreen_hw.color uses this module where it was built, numpy otherwise (the same
  * bytes).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -71,23 +74,41 @@ static uint64_t look_up(const uint8_t *src, const uint8_t *table, uint8_t *out, 
     return sum;
 }
 
-/* LED i = frame pixel index[i] through the table, or paint[i] where under[i] (both may be NULL: nothing
- * drawn); returns the sum of the bytes written. */
-static uint64_t gather_look_up(const uint8_t *frame, size_t pixels, const uint32_t *index, size_t leds,
-                               const uint8_t *table, uint8_t *out, const uint8_t *under, const uint8_t *paint) {
+/* The LEDs in order, run after run (a run: first pixel, step between pixels, LEDs), each through the
+ * table, or paint[i] where under[i] (both may be NULL: nothing drawn); returns the sum of the bytes written.
+ * The runs were checked to stay inside the frame and to cover the LEDs. */
+static uint64_t gather_look_up(const uint8_t *frame, const int32_t *runs, size_t count, const uint8_t *table,
+                               uint8_t *out, const uint8_t *under, const uint8_t *paint) {
     uint64_t sum = 0;
-    for (size_t i = 0; i < leds; i++) {
-        uint8_t r, g, b;
-        if (under != NULL && under[i]) {
-            r = paint[3 * i], g = paint[3 * i + 1], b = paint[3 * i + 2];
-        } else {
-            const uint8_t *px = frame + 3 * (index[i] < pixels ? index[i] : pixels - 1);
-            r = table[px[0]], g = table[px[1]], b = table[px[2]];
+    size_t i = 0;
+    for (size_t r = 0; r < count; r++) {
+        ptrdiff_t p = runs[3 * r], step = runs[3 * r + 1];
+        for (int32_t j = 0; j < runs[3 * r + 2]; j++, i++, p += step) {
+            uint8_t red, green, blue;
+            if (under != NULL && under[i]) {
+                red = paint[3 * i], green = paint[3 * i + 1], blue = paint[3 * i + 2];
+            } else {
+                const uint8_t *px = frame + 3 * p;
+                red = table[px[0]], green = table[px[1]], blue = table[px[2]];
+            }
+            out[3 * i] = red, out[3 * i + 1] = green, out[3 * i + 2] = blue;
+            sum += (uint64_t)red + green + blue;
         }
-        out[3 * i] = r, out[3 * i + 1] = g, out[3 * i + 2] = b;
-        sum += (uint64_t)r + g + b;
     }
     return sum;
+}
+
+/* The LEDs the runs cover, or -1 when a run reaches outside the frame's pixels (or has no LEDs). */
+static Py_ssize_t run_leds(const int32_t *runs, size_t count, Py_ssize_t pixels) {
+    Py_ssize_t leds = 0;
+    for (size_t r = 0; r < count; r++) {
+        int64_t first = runs[3 * r], step = runs[3 * r + 1], n = runs[3 * r + 2];
+        int64_t last = first + step * (n - 1);
+        if (n < 1 || first < 0 || first >= pixels || last < 0 || last >= pixels)
+            return -1;
+        leds += (Py_ssize_t)n;
+    }
+    return leds;
 }
 
 static PyObject *lookup(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -120,12 +141,12 @@ static PyObject *lookup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *gather_lookup(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     if (nargs != 4 && nargs != 6) {
-        PyErr_SetString(PyExc_TypeError, "gather_lookup(frame, index, table, out[, under, paint])");
+        PyErr_SetString(PyExc_TypeError, "gather_lookup(frame, runs, table, out[, under, paint])");
         return NULL;
     }
     Buffers b = {.count = 0};
-    const uint8_t *frame = get(&b, args[0], 0), *index = frame ? get(&b, args[1], 0) : NULL;
-    const uint8_t *table = index ? get(&b, args[2], 0) : NULL;
+    const uint8_t *frame = get(&b, args[0], 0), *runs = frame ? get(&b, args[1], 0) : NULL;
+    const uint8_t *table = runs ? get(&b, args[2], 0) : NULL;
     uint8_t *out = table ? (uint8_t *)get(&b, args[3], 1) : NULL;
     const uint8_t *under = NULL, *paint = NULL;
     if (out != NULL && nargs == 6) {
@@ -136,22 +157,23 @@ static PyObject *gather_lookup(PyObject *self, PyObject *const *args, Py_ssize_t
         release(&b);
         return NULL;
     }
-    Py_ssize_t frame_len = length(&b, 0), index_len = length(&b, 1), out_len = length(&b, 3);
-    Py_ssize_t leds = index_len / 4;
-    if (length(&b, 2) != TABLE_SIZE || frame_len < 3 || frame_len % 3 || index_len % 4 || out_len != leds * 3 ||
+    Py_ssize_t frame_len = length(&b, 0), runs_len = length(&b, 1), out_len = length(&b, 3);
+    size_t count = (size_t)runs_len / 12;
+    Py_ssize_t leds = runs_len % 12 ? -1 : run_leds((const int32_t *)runs, count, frame_len / 3);
+    if (length(&b, 2) != TABLE_SIZE || frame_len % 3 || leds < 0 || out_len != leds * 3 ||
         (nargs == 6 && (length(&b, 4) != leds || length(&b, 5) != leds * 3))) {
         PyErr_Format(PyExc_ValueError,
-                     "table has %zd bytes (256 needed); frame %zd bytes (RGB pixels), index %zd bytes (a uint32 a"
-                     " LED), out %zd bytes (3 a LED), under %zd bytes (1 a LED), paint %zd bytes (3 a LED)",
-                     length(&b, 2), frame_len, index_len, out_len, nargs == 6 ? length(&b, 4) : leds,
-                     nargs == 6 ? length(&b, 5) : leds * 3);
+                     "table has %zd bytes (256 needed); frame %zd bytes (RGB pixels); runs %zd bytes (int32 first"
+                     " pixel, step, LEDs; inside the frame: %s) for %zd LEDs; out %zd bytes, under %zd, paint %zd"
+                     " (3, 1, 3 a LED)",
+                     length(&b, 2), frame_len, runs_len, leds < 0 ? "no" : "yes", leds, out_len,
+                     nargs == 6 ? length(&b, 4) : leds, nargs == 6 ? length(&b, 5) : leds * 3);
         release(&b);
         return NULL;
     }
     uint64_t sum;
     Py_BEGIN_ALLOW_THREADS
-    sum = gather_look_up(frame, (size_t)frame_len / 3, (const uint32_t *)index, (size_t)leds, table, out, under,
-                         paint);
+    sum = gather_look_up(frame, (const int32_t *)runs, count, table, out, under, paint);
     Py_END_ALLOW_THREADS
     release(&b);
     return PyLong_FromUnsignedLongLong(sum);
@@ -214,8 +236,8 @@ static PyMethodDef methods[] = {
     {"lookup", (PyCFunction)(void (*)(void))lookup, METH_FASTCALL,
      "lookup(src, table, out) -> int: out[i] = table[src[i]]; the sum of the bytes written"},
     {"gather_lookup", (PyCFunction)(void (*)(void))gather_lookup, METH_FASTCALL,
-     "gather_lookup(frame, index, table, out[, under, paint]) -> int: LED i = frame pixel index[i] through\n"
-     "table, or paint[i] where under[i]; the sum"},
+     "gather_lookup(frame, runs, table, out[, under, paint]) -> int: the LEDs run after run (first pixel,\n"
+     "step, LEDs) through table, or paint[i] where under[i]; the sum"},
     {"total", total, METH_O, "total(src) -> int: the sum of the bytes"},
     {"scale", (PyCFunction)(void (*)(void))scale, METH_FASTCALL, "scale(src, k, out): out[i] = src[i] * k >> 16"},
     {NULL, NULL, 0, NULL},

@@ -160,8 +160,8 @@ class Lookups:
         if self.compiled is not None and frame.flags.c_contiguous and out.flags.c_contiguous:
             lut = IDENTITY if table is None else table
             if overlay is None:
-                return int(self.compiled.gather_lookup(frame, gather.index, lut, out))
-            return int(self.compiled.gather_lookup(frame, gather.index, lut, out, *overlay.masks))
+                return int(self.compiled.gather_lookup(frame, gather.runs, lut, out))
+            return int(self.compiled.gather_lookup(frame, gather.runs, lut, out, *overlay.masks))
         gather(frame, out)
         if table is not None:
             self.lookup(out, table, out)

@@ -438,9 +438,11 @@ class LedGather:
                 raise LayoutError(f"{layout.kind} layout: view plan disagrees with frame_index")
 
     @functools.cached_property
-    def index(self) -> np.ndarray:
-        """The frame pixel of each LED as uint32 (``frame_index``), for the compiled gather (`color.Lookups`)."""
-        return self.layout.frame_index.astype(np.uint32)
+    def runs(self) -> np.ndarray:
+        """``frame_index`` as runs of LEDs whose pixels are evenly spaced, for the compiled gather
+        (`color.Lookups`): (k, 3) int32 rows of first pixel, step, LEDs. The dome wired serpentine is 720
+        rows, not a 103,680-entry index read every frame."""
+        return index_runs(self.layout.frame_index)
 
     def __call__(self, frame: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Write the frame pixel of each LED into ``out`` (n, 3) uint8 and return it."""
@@ -456,3 +458,19 @@ class LedGather:
             else:
                 np.copyto(grid[rows], view)
         return out
+
+
+def index_runs(index: np.ndarray) -> np.ndarray:
+    """(k, 3) int32 rows (first, step, count) that give ``index`` back, run after run: a new run starts
+    wherever the step between neighbours changes (a run may then hold a single entry)."""
+    index = np.asarray(index, dtype=np.int64)
+    if index.size == 0:
+        return np.zeros((0, 3), np.int32)
+    steps = np.diff(index)
+    starts = np.flatnonzero(np.diff(steps) != 0) + 2  # entry i + 2 breaks with the step before it
+    starts = np.concatenate(([0], starts[starts < index.size]))
+    # a run is [start, next start); pairs of one-entry runs are fine: the step of a single entry is 0
+    counts = np.diff(np.append(starts, index.size))
+    firsts = index[starts]
+    run_steps = np.where(counts > 1, np.append(steps, 0)[starts], 0)
+    return np.column_stack([firsts, run_steps, counts]).astype(np.int32)

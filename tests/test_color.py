@@ -39,10 +39,17 @@ def test_the_c_lookups_refuse_a_wrong_table_or_lengths_naming_the_sizes() -> Non
         COMPILED.lookup(src, np.zeros(5, np.uint8), out)
     with pytest.raises(ValueError, match="src 10 bytes, out 9"):
         COMPILED.lookup(src, np.zeros(256, np.uint8), out[:9])
-    with pytest.raises(ValueError, match=r"frame 10 bytes \(RGB pixels\), index 8 bytes"):
-        COMPILED.gather_lookup(src, np.zeros(2, np.uint32), np.zeros(256, np.uint8), out[:6])
-    with pytest.raises(ValueError, match="out 9 bytes"):
-        COMPILED.gather_lookup(src[:9], np.zeros(2, np.uint32), np.zeros(256, np.uint8), out[:9])
+    table, frame = np.zeros(256, np.uint8), np.zeros(12, np.uint8)  # 4 pixels
+    for runs, leds, why in [
+        ([[0, 1, 5]], 5, "inside the frame: no"),  # pixels 0..4 of 4
+        ([[3, -1, 5]], 5, "inside the frame: no"),  # pixels 3..-1
+        ([[0, 1, 0]], 0, "inside the frame: no"),  # no LEDs
+        ([[0, 1, 2]], 3, "for 2 LEDs; out 9 bytes"),  # covers 2 LEDs, out holds 3
+    ]:
+        with pytest.raises(ValueError, match=why):
+            COMPILED.gather_lookup(frame, np.array(runs, np.int32), table, out[: 3 * leds])
+    with pytest.raises(ValueError, match="frame 10 bytes"):
+        COMPILED.gather_lookup(src, np.array([[0, 1, 2]], np.int32), table, out[:6])
     assert (out == 0).all()
 
 

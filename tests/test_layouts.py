@@ -167,3 +167,15 @@ def test_bad_points_files(tmp_path: Path, content: str | None, expected: str) ->
     with pytest.raises(LayoutError) as err:
         _layout(layout={"type": "points", "file": str(path)})
     assert str(path) in str(err.value) and expected in str(err.value)
+
+
+def test_index_runs_give_the_index_back() -> None:
+    """The compiled gather reads a layout's frame index as runs of evenly spaced pixels."""
+    rng = np.random.default_rng(8)
+    cases = [np.array([5]), np.arange(10), np.arange(10)[::-1], np.array([3, 3, 3, 4, 5, 6]), rng.integers(0, 50, 40)]
+    for index in cases:
+        runs = layouts.index_runs(index)
+        back = np.concatenate([first + step * np.arange(count) for first, step, count in runs])
+        np.testing.assert_array_equal(back, index)
+    dome = layouts.build(config.parse({"layout": {"serpentine": True}}))
+    assert len(layouts.LedGather(dome).runs) < 2 * 360  # a run a vane, and a one-LED run at most between
