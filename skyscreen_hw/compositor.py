@@ -1,4 +1,4 @@
-"""The compositor: the shared frame and the websocket canvas -> one colour per LED, in wiring order."""
+"""The websocket canvas drawn over the LEDs (`CanvasOverlay`), and where each LED samples the canvas."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from skyscreen_hw.color import ColorCorrection
-from skyscreen_hw.layouts import Layout, LedGather
+from skyscreen_hw.layouts import Layout
 
 
 class CanvasLike(Protocol):
@@ -143,31 +143,6 @@ class CanvasOverlay:
         np.left_shift(alpha.reshape(-1), 31, out=flags, dtype=np.uint32)
         np.bitwise_or(packed, flags, out=packed)
         return packed
-
-
-class Compositor:
-    """The shared frame gathered into wiring order with the canvas drawn over it (`CanvasOverlay`).
-
-    Kept for the daemon until its mixer pipeline replaces it: ``compose(frame)`` = gather, then overlay.
-    """
-
-    def __init__(self, layout: Layout, canvas: CanvasLike | None = None) -> None:
-        self.gather = LedGather(layout)
-        self.frame_leds = np.zeros((layout.count, 3), dtype=np.uint8)
-        self.canvas = canvas
-        self.overlay = CanvasOverlay(layout, canvas) if canvas is not None else None
-
-    @property
-    def canvas_changed(self) -> bool:
-        return self.overlay is not None and self.overlay.changed
-
-    def compose(self, frame: np.ndarray | None) -> np.ndarray:
-        """Take a new frame (or None to keep the last) and return the LED colours (a reused array)."""
-        if frame is not None:
-            self.gather(frame, self.frame_leds)
-        if self.overlay is None:
-            return self.frame_leds
-        return self.overlay.draw(self.frame_leds)
 
 
 def cell_order(index: np.ndarray, size: int, cell: int) -> np.ndarray:

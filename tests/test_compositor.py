@@ -9,7 +9,7 @@ import pytest
 
 from skyscreen_hw import config, layouts
 from skyscreen_hw.color import ColorCorrection
-from skyscreen_hw.compositor import CanvasOverlay, Compositor, canvas_samples
+from skyscreen_hw.compositor import CanvasOverlay, canvas_samples
 from skyscreen_hw.sources import instructions as ins
 from skyscreen_hw.sources.canvas import Canvas
 
@@ -104,22 +104,6 @@ def test_drawing_a_frame_allocates_nothing() -> None:
     finally:
         tracemalloc.stop()
     assert peak < 1024
-
-
-def test_the_compositor_gathers_the_frame_and_draws_the_canvas_over_it() -> None:
-    cfg = config.parse({"layout": {"serpentine": True}, "frame": {"width": 32, "height": 20}})
-    layout = layouts.build(cfg)
-    rng = np.random.default_rng(3)
-    frame = rng.integers(0, 256, (20, 32, 3), dtype=np.uint8)
-    plain = Compositor(layout)
-    np.testing.assert_array_equal(plain.compose(frame), frame.reshape(-1, 3)[layout.frame_index])
-    assert not plain.canvas_changed
-    texture = Texture(*random_texture(rng, 0.4))
-    drawn = Compositor(layout, texture)
-    assert drawn.canvas_changed
-    got = drawn.compose(frame)
-    np.testing.assert_array_equal(got, simple_overlay(layout, texture, frame.reshape(-1, 3)[layout.frame_index]))
-    np.testing.assert_array_equal(drawn.compose(None), got)  # None: the last frame again
 
 
 def random_drawing(rng: np.random.Generator, canvas: Canvas) -> None:

@@ -194,7 +194,7 @@ def test_every_glyph_pixel_shows_on_the_default_dome_from_a_quarter_to_nine_tent
     """Legibility on the dome: near the rim the vanes are farther apart than a canvas pixel, so each LED
     samples its whole footprint between vanes; every pixel of every glyph is shown by some lit LED."""
     from skyscreen_hw import config, layouts
-    from skyscreen_hw.compositor import Compositor, canvas_samples
+    from skyscreen_hw.compositor import CanvasOverlay, canvas_samples
 
     layout = layouts.build(config.parse({}))
     samples = canvas_samples(layout, Canvas.SIZE)
@@ -209,7 +209,7 @@ def test_every_glyph_pixel_shows_on_the_default_dome_from_a_quarter_to_nine_tent
     for ch in "EIil|.:!'W@#":
         canvas = Canvas()
         canvas.apply(1, decode(words(*[ins.char(x, y, 3, 3, 3, ch) for x, y in ring])))
-        lit = Compositor(layout, canvas).compose(None).any(axis=1)
+        lit = CanvasOverlay(layout, canvas).draw(np.zeros((layout.count, 3), np.uint8)).any(axis=1)
         shown = np.zeros(Canvas.SIZE * Canvas.SIZE, bool)
         for index in samples:
             shown[index[lit]] = True
