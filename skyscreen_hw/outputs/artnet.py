@@ -13,19 +13,8 @@ import logging
 
 import numpy as np
 
-from skyscreen_hw.config import ArtnetOutputConfig, OutputConfig
-from skyscreen_hw.errors import OutputError
-from skyscreen_hw.layouts import Layout
-from skyscreen_hw.outputs.network import (
-    Final,
-    Link,
-    NetworkOutput,
-    NetworkSender,
-    Send,
-    batches,
-    resolve,
-    shared_sender,
-)
+from skyscreen_hw.config import ArtnetOutputConfig
+from skyscreen_hw.outputs.network import Final, NetworkOutput, NetworkSender, Send, batches, output_factory, resolve
 from skyscreen_hw.protocols import PacketRows, artnet
 
 
@@ -52,15 +41,13 @@ class ArtnetOutput(NetworkOutput):
         self._sequence = 1
         link = sender.link(self.address, 2 * self.rows.total_bytes)
         self.link = link
-        self._data = [(link, s) for s in batches(self.rows, 0, n, self.address)]
+        data = [(link, s) for s in batches(self.rows, 0, n, self.address)]
         keys: tuple[object, ...] = ()
-        self._finals: list[Final] = []
+        finals: list[Final] = []
         if cfg.sync:
             key = ("artsync", self.address)
             sync = artnet.sync_packet()
-            self._finals = [
-                sender.shared_final(key, lambda: Final(link, Send(memoryview(sync), len(sync), 1, self.address)))
-            ]
+            finals = [sender.shared_final(key, lambda: Final(link, Send(memoryview(sync), len(sync), 1, self.address)))]
             keys = (key,)
         self.node = sender.artnet_node()
         self.ports = [artnet.Port(cfg.universe + r, receives=False) for r in range(n)]
@@ -70,18 +57,12 @@ class ArtnetOutput(NetworkOutput):
             f"artnet {cfg.host}:{cfg.port} ({count} LEDs, {cfg.wire_order}, port-addresses {cfg.universe}-{last}"
             f"{', ArtSync' if cfg.sync else ''})"
         )
-        super().__init__(name, sender, [link], keys)
+        super().__init__(name, sender, [link], data, finals, keys)
 
     def prepare(self, leds: np.ndarray) -> None:
         self.rows.fill(leds)
         self.rows.buffer[:, artnet.OFFSET_SEQUENCE] = self._sequence
         self._sequence = self._sequence % artnet.SEQUENCE_MAX + 1
-
-    def data_sends(self) -> list[tuple[Link, Send]]:
-        return self._data
-
-    def finals(self) -> list[Final]:
-        return self._finals
 
     def _closing(self) -> None:
         for port in self.ports:
@@ -90,7 +71,4 @@ class ArtnetOutput(NetworkOutput):
         self.sender.release_artnet()
 
 
-def create(cfg: OutputConfig, layout: Layout, first: int, count: int, log: logging.Logger) -> ArtnetOutput:
-    if not isinstance(cfg, ArtnetOutputConfig):
-        raise OutputError(f"artnet output: wrong configuration type {type(cfg).__name__}")
-    return ArtnetOutput(cfg, count, shared_sender(log), log)
+create = output_factory(ArtnetOutputConfig, ArtnetOutput, ArtnetOutput.kind)
