@@ -265,6 +265,29 @@ def c_writer() -> Iterator[Path]:
 
 # -- network inputs in this process, on a real network runtime (tests/test_inputs_*.py, tests/test_opc.py) --
 
+LOOPBACK = "127.0.0.1"
+SOCKET_TIMEOUT = 5.0  # seconds a test's socket waits for a reply
+
+
+def loopback_input(config_type: type[Any], **keys: object) -> Any:
+    """An [[inputs]] configuration of ``config_type`` listening on loopback, at a port the system picks."""
+    return config_type(**{"bind": LOOPBACK, "port": 0, **keys})
+
+
+def flat(source: Any) -> Any:
+    """A network input's front buffer, one byte after another."""
+    return source.front.reshape(-1)
+
+
+@pytest.fixture
+def udp() -> Iterator[socket.socket]:
+    """A UDP socket on loopback to send a test's packets from and take the replies on."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((LOOPBACK, 0))
+    sock.settimeout(SOCKET_TIMEOUT)
+    yield sock
+    sock.close()
+
 
 class InputRig:
     """A network runtime and a mixer; ``start(config)`` makes an [[inputs]] source listening on loopback."""
