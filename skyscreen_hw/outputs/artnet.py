@@ -14,7 +14,16 @@ import logging
 import numpy as np
 
 from skyscreen_hw.config import ArtnetOutputConfig
-from skyscreen_hw.outputs.network import Final, NetworkOutput, NetworkSender, Send, batches, output_factory, resolve
+from skyscreen_hw.outputs.network import (
+    Final,
+    NetworkOutput,
+    NetworkSender,
+    Send,
+    batches,
+    output_factory,
+    resolve,
+    write_headers,
+)
 from skyscreen_hw.protocols import PacketRows, artnet
 
 
@@ -22,11 +31,9 @@ def plan_universes(cfg: ArtnetOutputConfig, count: int) -> PacketRows:
     """The ArtDmx packets of a frame of ``count`` LEDs, headers written."""
     per = cfg.channels_per_universe // cfg.channels
     rows = PacketRows(count, per, cfg.wire_order, artnet.DMX_HEADER_BYTES, pad_to_even=True)
-    for r in range(rows.rows):
-        length = rows.last_data_bytes if r == rows.rows - 1 else rows.data_bytes
-        head = artnet.dmx_header(cfg.universe + r, max(length, artnet.MIN_DMX_LENGTH))
-        rows.buffer[r, : artnet.DMX_HEADER_BYTES] = np.frombuffer(head, dtype=np.uint8)
-    return rows
+    return write_headers(
+        rows, lambda r, length: artnet.dmx_header(cfg.universe + r, max(length, artnet.MIN_DMX_LENGTH))
+    )
 
 
 class ArtnetOutput(NetworkOutput):

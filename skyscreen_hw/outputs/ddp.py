@@ -13,7 +13,16 @@ import logging
 import numpy as np
 
 from skyscreen_hw.config import DdpOutputConfig
-from skyscreen_hw.outputs.network import Final, NetworkOutput, NetworkSender, Send, batches, output_factory, resolve
+from skyscreen_hw.outputs.network import (
+    Final,
+    NetworkOutput,
+    NetworkSender,
+    Send,
+    batches,
+    output_factory,
+    resolve,
+    write_headers,
+)
 from skyscreen_hw.protocols import PacketRows, ddp
 
 
@@ -22,12 +31,10 @@ def plan_packets(cfg: DdpOutputConfig, count: int) -> PacketRows:
     per = cfg.packet_bytes // cfg.channels
     rows = PacketRows(count, per, cfg.wire_order, ddp.HEADER_BYTES)
     kind = ddp.data_type(cfg.channels)
-    for r in range(rows.rows):
-        last = r == rows.rows - 1
-        length = rows.last_data_bytes if last else rows.data_bytes
-        head = ddp.header(r * rows.data_bytes, length, push=last and cfg.sync, kind=kind)
-        rows.buffer[r, : ddp.HEADER_BYTES] = np.frombuffer(head, dtype=np.uint8)
-    return rows
+    return write_headers(
+        rows,
+        lambda r, length: ddp.header(r * rows.data_bytes, length, push=r == rows.rows - 1 and cfg.sync, kind=kind),
+    )
 
 
 class DdpOutput(NetworkOutput):

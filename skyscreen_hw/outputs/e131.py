@@ -29,6 +29,7 @@ from skyscreen_hw.outputs.network import (
     batches,
     output_factory,
     resolve,
+    write_headers,
 )
 from skyscreen_hw.protocols import PacketRows, e131
 
@@ -94,18 +95,17 @@ def plan_universes(cfg: E131OutputConfig, count: int, cid: uuid.UUID | None = No
     per = cfg.channels_per_universe // cfg.channels
     rows = PacketRows(count, per, cfg.wire_order, e131.HEADER_BYTES)
     name = source_name()
-    for r in range(rows.rows):
-        length = rows.last_data_bytes if r == rows.rows - 1 else rows.data_bytes
-        head = e131.data_header(
+    return write_headers(
+        rows,
+        lambda r, length: e131.data_header(
             cid or uuid.UUID(int=0),
             name,
             cfg.universe + r,
             length,
             priority=cfg.priority,
             sync_universe=cfg.sync_universe,
-        )
-        rows.buffer[r, : e131.HEADER_BYTES] = np.frombuffer(head, dtype=np.uint8)
-    return rows
+        ),
+    )
 
 
 class E131Output(NetworkOutput):

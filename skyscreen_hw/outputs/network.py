@@ -90,6 +90,15 @@ class Send:
             yield self.data[i * self.segment : (i + 1) * self.segment]
 
 
+def write_headers(rows: PacketRows, header: Callable[[int, int], bytes]) -> PacketRows:
+    """``rows`` with the header of every packet written: ``header(r, length)`` for packet ``r`` carrying
+    ``length`` data bytes (the last packet's may be fewer)."""
+    for r in range(rows.rows):
+        length = rows.last_data_bytes if r == rows.rows - 1 else rows.data_bytes
+        rows.buffer[r, : rows.header_bytes] = np.frombuffer(header(r, length), dtype=np.uint8)
+    return rows
+
+
 def batches(rows: PacketRows, first: int, end: int, address: tuple[str, int]) -> list[Send]:
     """Rows ``first`` .. ``end - 1`` of ``rows`` as sends of at most GSO_MAX_SEGMENTS / GSO_MAX_BYTES each."""
     per = max(1, min(GSO_MAX_SEGMENTS, GSO_MAX_BYTES // rows.stride))
