@@ -19,7 +19,6 @@ from skyscreen_hw.outputs.network import (
     NetworkOutput,
     NetworkSender,
     Send,
-    batches,
     output_factory,
     resolve,
     write_headers,
@@ -46,9 +45,8 @@ class ArtnetOutput(NetworkOutput):
         self.rows = plan_universes(cfg, count)
         n = self.rows.rows
         self._sequence = 1
-        link = sender.link(self.address, 2 * self.rows.total_bytes)
+        link, data = sender.unicast(self.address, self.rows, n)
         self.link = link
-        data = [(link, s) for s in batches(self.rows, 0, n, self.address)]
         keys: tuple[object, ...] = ()
         finals: list[Final] = []
         if cfg.sync:

@@ -18,7 +18,6 @@ from skyscreen_hw.outputs.network import (
     NetworkOutput,
     NetworkSender,
     Send,
-    batches,
     output_factory,
     resolve,
     write_headers,
@@ -52,10 +51,8 @@ class DdpOutput(NetworkOutput):
             1 + (np.arange(ddp.SEQUENCE_MAX)[:, None] + np.arange(n)[None, :]) % ddp.SEQUENCE_MAX
         ).astype(np.uint8)
         self._next = 0
-        link = sender.link(self.address, 2 * self.rows.total_bytes)
+        link, data = sender.unicast(self.address, self.rows, n - 1 if cfg.sync else n)  # with push the last is a final
         self.link = link
-        data_rows = n - 1 if cfg.sync else n
-        data = [(link, s) for s in batches(self.rows, 0, data_rows, self.address)]
         finals = [Final(link, Send(self.rows.packet(n - 1), self.rows.stride, 1, self.address))] if cfg.sync else []
         name = (
             f"ddp {cfg.host}:{cfg.port} ({count} LEDs, {cfg.wire_order}, {n} packets of {cfg.packet_bytes} bytes"

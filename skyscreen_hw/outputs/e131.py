@@ -26,7 +26,6 @@ from skyscreen_hw.outputs.network import (
     NetworkOutput,
     NetworkSender,
     Send,
-    batches,
     output_factory,
     resolve,
     write_headers,
@@ -140,8 +139,7 @@ class E131Output(NetworkOutput):
             sync_to = (e131.multicast_group(cfg.sync_universe), cfg.port) if cfg.sync_universe else None
         else:
             address = (resolve(cfg.host, cfg.port), cfg.port)
-            link = sender.link(address, 2 * self.rows.total_bytes)
-            data = [(link, s) for s in batches(self.rows, 0, n, address)]
+            link, data = sender.unicast(address, self.rows, n)
             sync_to = address
         self.link = link
         keys: tuple[object, ...] = ()

@@ -326,6 +326,12 @@ class NetworkSender:
         found.users += 1
         return found
 
+    def unicast(self, address: tuple[str, int], rows: PacketRows, end: int) -> tuple[Link, list[tuple[Link, Send]]]:
+        """The link to one controller at ``address`` (a send buffer of two frames) and the data sends of
+        ``rows`` 0 .. ``end - 1`` to it."""
+        link = self.link(address, 2 * rows.total_bytes)
+        return link, [(link, s) for s in batches(rows, 0, end, address)]
+
     async def _open_socket(self, send_buffer: int) -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.setblocking(False)
