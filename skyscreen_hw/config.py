@@ -22,6 +22,9 @@ DEFAULT_PATH = Path("/etc/skyscreen/skyscreen.toml")
 
 DDP_PORT, E131_PORT, ARTNET_PORT, OPC_PORT = 4048, 5568, 6454, 7890
 DDP_MAX_DATA = 1462  # pixel bytes in one DDP packet that still fits a 1,500-byte Ethernet frame (IPv4)
+DMX_CHANNELS = 512  # channels in one DMX universe (E1.31, Art-Net)
+E131_LAST_UNIVERSE = 63999  # E1.31 carries data in universes 1-63999
+ARTNET_LAST_PORT_ADDRESS = 32767  # Art-Net's 15-bit port-addresses (net, sub-net, universe): 0-32767
 
 Check = Callable[[Any], "str | None"]
 
@@ -292,15 +295,30 @@ class DdpOutputConfig(NetworkOutputConfig):
         return self.check_host()
 
 
+def _port_address(doc: str) -> Any:
+    """Art-Net's ``universe`` key: the first port-address."""
+    return _key(0, _range(0, ARTNET_LAST_PORT_ADDRESS), doc=doc)
+
+
 @dataclass(frozen=True)
-class UniverseOutputConfig(NetworkOutputConfig):
+class UniverseKeys:
+    """The keys of the inputs and outputs that carry LEDs in consecutive DMX universes (E1.31, Art-Net): from
+    ``universe`` on, ``channels_per_universe`` channels of each.
+
+    ``universe`` takes any number either protocol has here (the outputs check their own in ``check``); the
+    inputs and Art-Net narrow it.
+    """
+
+    universe: int = _key(1, _range(0, E131_LAST_UNIVERSE), doc="the first universe")
+    channels_per_universe: int = _key(510, _range(3, DMX_CHANNELS))
+
+
+@dataclass(frozen=True)
+class UniverseOutputConfig(UniverseKeys, NetworkOutputConfig):
     """Outputs that carry LEDs in DMX universes of up to 512 channels (E1.31, Art-Net)."""
 
-    universe: int = _key(1, _range(0, 63999), doc="the first universe")
-    channels_per_universe: int = _key(510, _range(3, 512))
-
     first_universe: ClassVar[int] = 1
-    last_universe: ClassVar[int] = 63999
+    last_universe: ClassVar[int] = E131_LAST_UNIVERSE
 
     def universes(self, count: int) -> int:
         """How many universes ``count`` LEDs take (no LED split between two universes)."""
@@ -329,7 +347,7 @@ class E131OutputConfig(UniverseOutputConfig):
     type: str = _key("e131")
     port: int = _key(E131_PORT, _range(1, 65535))
     priority: int = _key(100, _range(0, 200))
-    sync_universe: int = _key(0, _range(0, 63999), doc="universe synchronization address; 0 = off")
+    sync_universe: int = _key(0, _range(0, E131_LAST_UNIVERSE), doc="universe synchronization address; 0 = off")
 
 
 @dataclass(frozen=True)
@@ -338,11 +356,11 @@ class ArtnetOutputConfig(UniverseOutputConfig):
 
     type: str = _key("artnet")
     port: int = _key(ARTNET_PORT, _range(1, 65535))
-    universe: int = _key(0, _range(0, 32767), doc="the first port-address (15 bits: net, sub-net, universe)")
+    universe: int = _port_address("the first port-address (15 bits: net, sub-net, universe)")
     sync: bool = _key(True, doc="ArtSync after each frame")
 
     first_universe: ClassVar[int] = 0
-    last_universe: ClassVar[int] = 32767
+    last_universe: ClassVar[int] = ARTNET_LAST_PORT_ADDRESS
 
 
 @dataclass(frozen=True)
@@ -369,23 +387,21 @@ class DdpInputConfig(InputConfig):
 
 
 @dataclass(frozen=True)
-class E131InputConfig(InputConfig):
+class E131InputConfig(UniverseKeys, InputConfig):
     """E1.31 (sACN) on UDP, unicast and multicast (239.255.hi.lo joined for each universe taken)."""
 
     type: str = _key("e131")
     port: int = _key(E131_PORT, _range(0, 65535))
-    universe: int = _key(1, _range(1, 63999), doc="the first universe")
-    channels_per_universe: int = _key(510, _range(3, 512))
+    universe: int = _key(1, _range(1, E131_LAST_UNIVERSE), doc="the first universe")
 
 
 @dataclass(frozen=True)
-class ArtnetInputConfig(InputConfig):
+class ArtnetInputConfig(UniverseKeys, InputConfig):
     """Art-Net 4 ArtDmx by 15-bit port-address, ArtSync, answering ArtPoll."""
 
     type: str = _key("artnet")
     port: int = _key(ARTNET_PORT, _range(0, 65535))
-    universe: int = _key(0, _range(0, 32767), doc="the first port-address")
-    channels_per_universe: int = _key(510, _range(3, 512))
+    universe: int = _port_address("the first port-address")
 
 
 @dataclass(frozen=True)

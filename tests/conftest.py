@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -264,6 +265,29 @@ def c_writer() -> Iterator[Path]:
 
 # -- network inputs in this process, on a real network runtime (tests/test_inputs_*.py, tests/test_opc.py) --
 
+LOOPBACK = "127.0.0.1"
+SOCKET_TIMEOUT = 5.0  # seconds a test's socket waits for a reply
+
+
+def loopback_input(config_type: type[Any], **keys: object) -> Any:
+    """An [[inputs]] configuration of ``config_type`` listening on loopback, at a port the system picks."""
+    return config_type(**{"bind": LOOPBACK, "port": 0, **keys})
+
+
+def flat(source: Any) -> Any:
+    """A network input's front buffer, one byte after another."""
+    return source.front.reshape(-1)
+
+
+@pytest.fixture
+def udp() -> Iterator[socket.socket]:
+    """A UDP socket on loopback to send a test's packets from and take the replies on."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((LOOPBACK, 0))
+    sock.settimeout(SOCKET_TIMEOUT)
+    yield sock
+    sock.close()
+
 
 class InputRig:
     """A network runtime and a mixer; ``start(config)`` makes an [[inputs]] source listening on loopback."""
@@ -332,3 +356,66 @@ def lookups(request: pytest.FixtureRequest) -> Any:
     if COMPILED is None:
         pytest.skip("the C lookups (skyscreen_hw._tables) were not built here")
     return Lookups(COMPILED)
+
+
+# -- OLA's olad as its own user (tests/test_ola.py, tests/test_inputs_ola.py) -------------------------------
+
+OLA_USER = "olad"  # made by Debian's ola package; a system user of our own when missing
+OLA_PLUGINS = [  # every plugin olad 0.10 knows: all off but those a test enables
+    *("artnet", "dummy", "e131", "espnet", "ftdidmx", "gpio", "karate", "kinet", "milinst", "opendmx"),
+    *("openpixelcontrol", "osc", "pathport", "renard", "sandnet", "shownet", "spi", "stageprofi", "uartdmx"),
+    *("usbdmx", "usbserial"),
+]
+OLAD_START = 20.0  # seconds olad may take to answer on its RPC port
+
+
+def free_tcp_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on just now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def olad(prefix: str, plugins: dict[str, str]) -> Iterator[tuple[int, Path]]:
+    """olad running as OLA_USER (it refuses root) from a temporary configuration directory (named from
+    ``prefix``) in which only ``plugins`` (name: the text of its ola-NAME.conf) are enabled; yields its RPC
+    port and its log once the port answers, and stops it afterwards."""
+    import shutil
+    import tempfile
+
+    _ensure_account(OLA_USER)
+    where = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        for plugin, conf in {**dict.fromkeys(OLA_PLUGINS, "enabled = false\n"), **plugins}.items():
+            (where / f"ola-{plugin}.conf").write_text(conf)
+        shutil.chown(where, OLA_USER)
+        for f in where.iterdir():
+            shutil.chown(f, OLA_USER)
+        rpc, log = free_tcp_port(), where / "olad.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [
+                    *("runuser", "-u", OLA_USER, "--", "olad", "-c", str(where), "--no-http"),
+                    *("--no-register-with-dns-sd", "-r", str(rpc), "-l", "3"),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            deadline = time.monotonic() + OLAD_START
+            while time.monotonic() < deadline:
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", rpc), timeout=1):
+                    break
+                assert proc.poll() is None, log.read_text()
+                time.sleep(0.1)
+            yield rpc, log
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    finally:
+        shutil.rmtree(where, ignore_errors=True)

@@ -4,12 +4,11 @@ sender, raw packets for ArtSync, ArtPoll and bad input."""
 from __future__ import annotations
 
 import logging
-import socket
 import time
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from conftest import LOOPBACK, flat, loopback_input
 
 from skyscreen_hw.config import ArtnetInputConfig
 from skyscreen_hw.protocols import artnet
@@ -18,24 +17,9 @@ from skyscreen_hw.protocols.universe_receiver import IGNORED, MALFORMED, OTHER_U
 # fixed ports (Art-Net 6454, olad's E1.31 5568): these modules run one test at a time, on one worker
 pytestmark = pytest.mark.xdist_group("network-ports")
 
-LOOPBACK = "127.0.0.1"
-
 
 def config(**keys: object) -> ArtnetInputConfig:
-    return ArtnetInputConfig(**{"bind": LOOPBACK, "port": 0, **keys})  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def udp() -> Iterator[socket.socket]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind((LOOPBACK, 0))
-    sock.settimeout(5)
-    yield sock
-    sock.close()
-
-
-def flat(source) -> np.ndarray:
-    return source.front.reshape(-1)
+    return loopback_input(ArtnetInputConfig, **keys)
 
 
 def test_ledfx_artnet_sender_lands_in_led_order(input_rig) -> None:

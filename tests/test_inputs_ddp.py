@@ -8,33 +8,18 @@ import json
 import logging
 import socket
 import time
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from conftest import LOOPBACK, flat, loopback_input
 
 from skyscreen_hw.config import DdpInputConfig
 from skyscreen_hw.protocols import ddp
 from skyscreen_hw.protocols.universe_receiver import IGNORED, MALFORMED, PAST_THE_END
 
-LOOPBACK = "127.0.0.1"
-
 
 def config(**keys: object) -> DdpInputConfig:
-    return DdpInputConfig(**{"bind": LOOPBACK, "port": 0, **keys})  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def udp() -> Iterator[socket.socket]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind((LOOPBACK, 0))
-    sock.settimeout(5)
-    yield sock
-    sock.close()
-
-
-def flat(source) -> np.ndarray:
-    return source.front.reshape(-1)
+    return loopback_input(DdpInputConfig, **keys)
 
 
 def test_ledfx_ddp_sender_frames_land_whole_in_led_order(input_rig) -> None:

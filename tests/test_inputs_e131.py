@@ -5,7 +5,6 @@ packets for the rules and for bad input. Every sender binds 127.0.0.1: unicast a
 from __future__ import annotations
 
 import logging
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 import sacn
 import sacn.sending.sender_socket_udp as sacn_udp
+from conftest import LOOPBACK, loopback_input
 
 from skyscreen_hw.config import E131InputConfig
 from skyscreen_hw.protocols import e131
@@ -23,19 +23,10 @@ from skyscreen_hw.protocols.universe_receiver import LOWER_PRIORITY, MALFORMED, 
 pytestmark = pytest.mark.xdist_group("network-ports")
 
 PER = 12  # channels a universe: the 2x4 test frame (24 bytes) takes universes 1 and 2
-LOOPBACK = "127.0.0.1"
 
 
 def config(**keys: object) -> E131InputConfig:
-    return E131InputConfig(**{"bind": LOOPBACK, "port": 0, "channels_per_universe": PER, **keys})  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def udp() -> Iterator[socket.socket]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind((LOOPBACK, 0))
-    yield sock
-    sock.close()
+    return loopback_input(E131InputConfig, **{"channels_per_universe": PER, **keys})
 
 
 @pytest.fixture

@@ -9,20 +9,19 @@ sends DMX. OLA sends on change only, so each test keeps sending fresh values unt
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_ola import OLA_USER, PLUGINS, Ola, _free_tcp_port, _why_no_ola
+from conftest import free_tcp_port
+from test_ola import ARTNET_CONF, Ola, _why_no_ola, running_ola
 
 from skyscreen_hw.config import ArtnetInputConfig, OpcInputConfig
 from skyscreen_hw.protocols import artnet
@@ -35,13 +34,7 @@ E131_PORT = 5568  # OLA sends E1.31 to this port only
 OLA_NODE = "127.0.0.3"  # where our Art-Net input listens, beside olad's own Art-Net socket
 
 
-def _free_port_for_opc() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-OPC_PORT = _free_port_for_opc()
+OPC_PORT = free_tcp_port()
 
 
 @pytest.fixture(scope="module")
@@ -50,60 +43,10 @@ def ola_sender() -> Iterator[Ola]:
     why = _why_no_ola()
     if why:
         pytest.skip(why)
-    import pwd
-
-    try:
-        pwd.getpwnam(OLA_USER)
-    except KeyError:
-        subprocess.run(["useradd", "-r", "-M", "-s", "/usr/sbin/nologin", OLA_USER], check=True)
-    where = Path(tempfile.mkdtemp(prefix="skytest-ola-in-"))
-    for plugin in PLUGINS:
-        (where / f"ola-{plugin}.conf").write_text("enabled = false\n")
-    (where / "ola-artnet.conf").write_text(
-        "enabled = true\nip = 127.0.0.1\nuse_loopback = true\nnet = 0\nsubnet = 0\noutput_ports = 1\n"
-        "always_broadcast = false\nuse_limited_broadcast = false\nshort_name = skytest\nlong_name = skytest\n"
-    )
     target = f"127.0.0.1:{OPC_PORT}"
     opc = f"enabled = true\ntarget = {target}\ntarget_{target}_channel = 0\n"
-    (where / "ola-openpixelcontrol.conf").write_text(opc)
-    shutil.chown(where, OLA_USER)
-    for f in where.iterdir():
-        shutil.chown(f, OLA_USER)
-    rpc, log = _free_tcp_port(), where / "olad.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                *("runuser", "-u", OLA_USER, "--", "olad", "-c", str(where), "--no-http"),
-                *("--no-register-with-dns-sd", "-r", str(rpc), "-l", "3"),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", rpc), timeout=1):
-                break
-            assert proc.poll() is None, log.read_text()
-            time.sleep(0.1)
-        ola = Ola(rpc, log)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            names = " ".join(d["name"] for d in ola.client("devices")[0])
-            if "ArtNet" in names and "OPC" in names:
-                break
-            time.sleep(0.2)
-        else:
-            pytest.fail(f"OLA's devices never came up:\n{log.read_text()[-3000:]}")
+    with running_ola("skytest-ola-in-", {"artnet": ARTNET_CONF, "openpixelcontrol": opc}, ("ArtNet", "OPC")) as ola:
         yield ola
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(where, ignore_errors=True)
 
 
 def keep_sending(ola: Ola, universe: int, check, what: str, timeout: float = 20.0, source=None) -> bytes:
@@ -130,67 +73,42 @@ def device(ola: Ola, word: str) -> dict:
 # OLA's E1.31 plugin never uses a loopback interface (it takes the first other one, whatever its `ip`), so
 # its E1.31 runs in a network namespace of its own: a veth pair with a private address, nothing else.
 NAMESPACED = r"""
-import json, os, shutil, socket, subprocess, sys, tempfile, time
+import json, subprocess, time
 from pathlib import Path
 for cmd in (["ip", "link", "set", "lo", "up"], ["ip", "link", "add", "sky0", "type", "veth", "peer", "name", "sky1"],
             ["ip", "addr", "add", "10.77.0.1/24", "dev", "sky0"], ["ip", "link", "set", "sky0", "up"],
             ["ip", "link", "set", "sky1", "up"]):
     subprocess.run(cmd, check=True)
 from conftest import InputRig
-from test_ola import OLA_USER, PLUGINS, Ola, _free_tcp_port
+from test_ola import running_ola
 from skyscreen_hw.config import E131InputConfig
 
-where = Path(tempfile.mkdtemp(prefix="skytest-ola-e131-"))
-for plugin in PLUGINS:
-    (where / f"ola-{plugin}.conf").write_text("enabled = false\n")
-(where / "ola-e131.conf").write_text(
-    "enabled = true\nip = 10.77.0.1\ninput_ports = 0\noutput_ports = 2\nignore_preview = true\n"
-    "prepend_hostname = false\nrevision = 0.46\ndscp = 0\ndraft_discovery = false\n")
-shutil.chown(where, OLA_USER)
-for f in where.iterdir():
-    shutil.chown(f, OLA_USER)
-rpc = _free_tcp_port()
-log = where / "olad.log"
-olad = subprocess.Popen(["runuser", "-u", OLA_USER, "--", "olad", "-c", str(where), "--no-http",
-                         "--no-register-with-dns-sd", "-r", str(rpc), "-l", "3"],
-                        stdout=log.open("wb"), stderr=subprocess.STDOUT)
+conf = ("enabled = true\nip = 10.77.0.1\ninput_ports = 0\noutput_ports = 2\nignore_preview = true\n"
+        "prepend_hostname = false\nrevision = 0.46\ndscp = 0\ndraft_discovery = false\n")
 rig = InputRig()
 result = {"ok": False}
 try:
     source = rig.start(E131InputConfig(bind="10.77.0.1", port=5568, universe=1, channels_per_universe=12,
                                        allow=("10.77.0.0/24",)))
     result["joined"] = sorted(source.joined)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", rpc), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    ola = Ola(rpc, log)
-    device = None
-    while device is None and time.monotonic() < deadline:
-        device = next((d for d in ola.client("devices")[0] if "E1.31" in d["name"]), None)
-        time.sleep(0.2)
-    ola.client("patch", device["alias"], device["outputs"][0], 1, 1)
-    deadline = time.monotonic() + 20
-    k = 0
-    while not result["ok"] and time.monotonic() < deadline:
-        k += 1
-        values = bytes((k * 7 + i) % 256 for i in range(24))
-        ola.client("send", 1, values.hex())
-        end = time.monotonic() + 0.5
-        while time.monotonic() < end and not result["ok"]:
-            result["ok"] = source.front.reshape(-1)[:12].tobytes() == values[:12]
-            time.sleep(0.02)
-    result.update(packets=source.receiver.packets, dropped=source.dropped(),
-                  senders=source.receiver.senders_live(time.monotonic()))
+    with running_ola("skytest-ola-e131-", {"e131": conf}, ("E1.31",)) as ola:
+        device = ola.device("E1.31")
+        ola.client("patch", device["alias"], device["outputs"][0], 1, 1)
+        deadline = time.monotonic() + 20
+        k = 0
+        while not result["ok"] and time.monotonic() < deadline:
+            k += 1
+            values = bytes((k * 7 + i) % 256 for i in range(24))
+            ola.client("send", 1, values.hex())
+            end = time.monotonic() + 0.5
+            while time.monotonic() < end and not result["ok"]:
+                result["ok"] = source.front.reshape(-1)[:12].tobytes() == values[:12]
+                time.sleep(0.02)
+        result.update(packets=source.receiver.packets, dropped=source.dropped(),
+                      senders=source.receiver.senders_live(time.monotonic()))
+        result["log"] = ola.log.read_text()[-2000:]
 finally:
     rig.close()
-    olad.terminate()
-    olad.wait(10)
-    result["log"] = log.read_text()[-2000:]
-    shutil.rmtree(where, ignore_errors=True)
 print(json.dumps(result))
 """
 

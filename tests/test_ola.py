@@ -10,11 +10,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import pwd
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import OLAD_START, olad
 
 from skyscreen_hw.outputs.record import read_recording
 from skyscreen_hw.sources.shared_frame import FrameWriter
@@ -30,12 +29,6 @@ from skyscreen_hw.sources.shared_frame import FrameWriter
 pytestmark = [pytest.mark.xdist_group("network-ports"), pytest.mark.alone]  # olad: see pyproject markers
 
 SYSTEM_PYTHON = "/usr/bin/python3"
-OLA_USER = "olad"  # made by Debian's ola package; a system user of our own when missing
-PLUGINS = [  # every plugin olad 0.10 knows: all off but E1.31 and Art-Net
-    *("artnet", "dummy", "e131", "espnet", "ftdidmx", "gpio", "karate", "kinet", "milinst", "opendmx"),
-    *("openpixelcontrol", "osc", "pathport", "renard", "sandnet", "shownet", "spi", "stageprofi", "uartdmx"),
-    *("usbdmx", "usbserial"),
-]
 
 CLIENT = r"""
 import array, json, socket, sys
@@ -140,10 +133,31 @@ class Ola:
         return proc
 
 
-def _free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+@contextlib.contextmanager
+def running_ola(prefix: str, plugins: dict[str, str], devices: tuple[str, ...]) -> Iterator[Ola]:
+    """conftest's ``olad`` with ``plugins`` enabled, and a client on it once a device whose name holds each of
+    ``devices`` is registered."""
+    with olad(prefix, plugins) as (rpc, log):
+        ola = Ola(rpc, log)
+        deadline = time.monotonic() + OLAD_START
+        while time.monotonic() < deadline:  # every plugin up, its device registered
+            names = " ".join(d["name"] for d in ola.client("devices")[0])
+            if all(word in names for word in devices):
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"OLA's {' and '.join(devices)} devices never came up:\n{log.read_text()[-3000:]}")
+        yield ola
+
+
+E131_RECEIVER_CONF = (
+    "enabled = true\nip = 127.0.0.1\ninput_ports = 4\noutput_ports = 0\nignore_preview = true\n"
+    "prepend_hostname = false\nrevision = 0.46\ndscp = 0\ndraft_discovery = false\n"
+)
+ARTNET_CONF = (
+    "enabled = true\nip = 127.0.0.1\nuse_loopback = true\nnet = 0\nsubnet = 0\noutput_ports = 1\n"
+    "always_broadcast = false\nuse_limited_broadcast = false\nshort_name = skytest\nlong_name = skytest\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -151,70 +165,8 @@ def ola() -> Iterator[Ola]:
     why = _why_no_ola()
     if why:
         pytest.skip(why)
-    try:
-        pwd.getpwnam(OLA_USER)
-    except KeyError:
-        subprocess.run(["useradd", "-r", "-M", "-s", "/usr/sbin/nologin", OLA_USER], check=True)
-    where = Path(tempfile.mkdtemp(prefix="skytest-ola-"))
-    for plugin in PLUGINS:
-        (where / f"ola-{plugin}.conf").write_text("enabled = false\n")
-    (where / "ola-e131.conf").write_text(
-        "enabled = true\nip = 127.0.0.1\ninput_ports = 4\noutput_ports = 0\nignore_preview = true\n"
-        "prepend_hostname = false\nrevision = 0.46\ndscp = 0\ndraft_discovery = false\n"
-    )
-    (where / "ola-artnet.conf").write_text(
-        "enabled = true\nip = 127.0.0.1\nuse_loopback = true\nnet = 0\nsubnet = 0\noutput_ports = 1\n"
-        "always_broadcast = false\nuse_limited_broadcast = false\nshort_name = skytest\nlong_name = skytest\n"
-    )
-    shutil.chown(where, OLA_USER)
-    for f in where.iterdir():
-        shutil.chown(f, OLA_USER)
-    rpc, log = _free_tcp_port(), where / "olad.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                "runuser",
-                "-u",
-                OLA_USER,
-                "--",
-                "olad",
-                "-c",
-                str(where),
-                "--no-http",
-                "--no-register-with-dns-sd",
-                "-r",
-                str(rpc),
-                "-l",
-                "3",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", rpc), timeout=1):
-                break
-            assert proc.poll() is None, log.read_text()
-            time.sleep(0.1)
-        ola = Ola(rpc, log)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:  # both plugins up, their devices registered
-            names = " ".join(d["name"] for d in ola.client("devices")[0])
-            if "E1.31" in names and "ArtNet" in names:
-                break
-            time.sleep(0.2)
-        else:
-            pytest.fail(f"OLA's E1.31 and Art-Net devices never came up:\n{log.read_text()[-3000:]}")
-        yield ola
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(where, ignore_errors=True)
+    with running_ola("skytest-ola-", {"e131": E131_RECEIVER_CONF, "artnet": ARTNET_CONF}, ("E1.31", "ArtNet")) as o:
+        yield o
 
 
 def _daemon_text(name: str, width: int, height: int, output: str) -> str:

@@ -7,19 +7,17 @@ import socket
 import threading
 import time
 
-import numpy as np
 import pytest
+from conftest import LOOPBACK, flat, loopback_input
 
 from skyscreen_hw.config import DdpInputConfig, OpcInputConfig
 from skyscreen_hw.protocols import ddp, opc
 from skyscreen_hw.protocols.universe_receiver import NOT_ALLOWED
 from skyscreen_hw.sources import network_inputs
 
-LOOPBACK = "127.0.0.1"
-
 
 def config(**keys: object) -> OpcInputConfig:
-    return OpcInputConfig(**{"bind": LOOPBACK, "port": 0, **keys})  # type: ignore[arg-type]
+    return loopback_input(OpcInputConfig, **keys)
 
 
 def client(port: int) -> socket.socket:
@@ -32,10 +30,6 @@ def closed_by_peer(c: socket.socket) -> bool:
         return c.recv(10) == b""
     except ConnectionResetError:
         return True
-
-
-def flat(source) -> np.ndarray:
-    return source.front.reshape(-1)
 
 
 def test_decoder_takes_messages_split_anywhere_and_holds_at_most_one() -> None:

@@ -26,6 +26,7 @@ WINDOW, ANNULUS = 800, 50  # the original renderer's window_size and annulus
 AREA = 0.95 * (WINDOW / 2.0 - ANNULUS)  # its paintable_area
 INNER = ANNULUS / (ANNULUS + AREA)  # the same annulus as a fraction of the dome's radius
 PI = 3.14159  # the original's value
+SIMULATOR_SIZE = 720  # the simulator's default window, which the dome fills
 
 
 @pytest.fixture(autouse=True)
@@ -40,6 +41,43 @@ def original_renderer(vane: np.ndarray, pixel: np.ndarray) -> tuple[np.ndarray, 
     magnitude = ANNULUS + (LENGTH - pixel) / float(LENGTH) * AREA
     angle = vane / float(VANES) * 2.0 * PI
     return magnitude * np.cos(angle), magnitude * np.sin(angle)  # cv2.polarToCart
+
+
+def original_daemon(daemon_factory, display_name: str, snapshot: Path):
+    """A daemon with the original orientation in the headless simulator (the original's inner radius), which
+    saves what it shows to ``snapshot`` when it stops; running."""
+    text = textwrap.dedent(
+        f"""
+        [frame]
+        name = "{display_name}"
+        [layout]
+        orientation = "original"
+        inner_radius = {INNER!r}
+        [color]
+        gamma = 1.0
+        [websocket]
+        enabled = false
+        """
+    )
+    d = daemon_factory(text, "--simulate", "--snapshot", str(snapshot))
+    d.wait_for_log("running:", timeout=60)
+    return d
+
+
+def stopped_snapshot(d, snapshot: Path) -> np.ndarray:
+    """Stop the daemon (cleanly) and read what its simulator showed last: rows x columns x RGB."""
+    import pygame
+
+    assert d.stop(timeout=60) == 0
+    return pygame.surfarray.array3d(pygame.image.load(str(snapshot))).transpose(1, 0, 2)
+
+
+def in_window(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The simulator window's (rows, columns) of the original renderer's places ``x``, ``y``."""
+    span, rim = SIMULATOR_SIZE - 1 - 2 * MARGIN, ANNULUS + AREA
+    cols = np.round(MARGIN + (x / rim + 1) / 2 * span).astype(int)
+    rows = np.round(MARGIN + (y / rim + 1) / 2 * span).astype(int)
+    return rows, cols
 
 
 def test_each_led_sits_where_the_original_renderer_drew_its_frame_pixel() -> None:
@@ -64,41 +102,20 @@ def test_the_simulator_shows_an_original_frame_where_the_original_renderer_did(
 ) -> None:
     """A real daemon (--simulate --snapshot, headless) and a real writer; the frame is colored in blocks of
     30 vanes x 24 pixels, and the snapshot shows each block's color where the formula puts the block."""
-    import pygame
-
     from skyscreen_hw.sources.shared_frame import FrameWriter
 
-    size = 720  # the simulator's default window
-    text = textwrap.dedent(
-        f"""
-        [frame]
-        name = "{display_name}"
-        [layout]
-        orientation = "original"
-        inner_radius = {INNER!r}
-        [color]
-        gamma = 1.0
-        [websocket]
-        enabled = false
-        """
-    )
+    size = SIMULATOR_SIZE
     vane, pixel = np.mgrid[0:VANES, 0:LENGTH]
     frame = np.stack([15 + 20 * (vane // 30), 15 + 20 * (pixel // 24), np.full_like(vane, 200)], axis=-1)
     snapshot = tmp_path / "original.png"
-    d = daemon_factory(text, "--simulate", "--snapshot", str(snapshot))
-    d.wait_for_log("running:", timeout=60)
+    d = original_daemon(daemon_factory, display_name, snapshot)
     with FrameWriter(display_name, VANES, LENGTH, timeout=10.0) as writer:
         writer.frame[:] = frame.astype(np.uint8)
         assert writer.flush() and writer.flush()  # the second is taken once the first was shown
-    assert d.stop(timeout=60) == 0
-    picture = pygame.surfarray.array3d(pygame.image.load(str(snapshot))).transpose(1, 0, 2)
+    picture = stopped_snapshot(d, snapshot)
     # block middles, through the original's formula, into the simulator's window (the dome fills it)
     bv, bp = np.meshgrid(np.arange(15, VANES, 30), np.arange(12, LENGTH, 24), indexing="ij")
-    x, y = original_renderer(bv.ravel(), bp.ravel())
-    span = size - 1 - 2 * MARGIN
-    rim = ANNULUS + AREA
-    cols = np.round(MARGIN + (x / rim + 1) / 2 * span).astype(int)
-    rows = np.round(MARGIN + (y / rim + 1) / 2 * span).astype(int)
+    rows, cols = in_window(*original_renderer(bv.ravel(), bp.ravel()))
     np.testing.assert_array_equal(picture[rows, cols], frame[bv.ravel(), bp.ravel()])
     # and the picture is not the default orientation's: vane 0's block is at 3 o'clock, the rim's colors outside
     middle = size // 2
@@ -117,27 +134,11 @@ def test_the_ported_original_pattern_looks_as_on_the_original_renderer(
     import subprocess
     import sys
 
-    import pygame
-
     from skyscreen_hw.demos import Grid, fermat
     from skyscreen_hw.sources.frame_v2 import frames_path
 
-    text = textwrap.dedent(
-        f"""
-        [frame]
-        name = "{display_name}"
-        [layout]
-        orientation = "original"
-        inner_radius = {INNER!r}
-        [color]
-        gamma = 1.0
-        [websocket]
-        enabled = false
-        """
-    )
     snapshot = tmp_path / "fermat.png"
-    d = daemon_factory(text, "--simulate", "--snapshot", str(snapshot))
-    d.wait_for_log("running:", timeout=60)
+    d = original_daemon(daemon_factory, display_name, snapshot)
     script = (
         "from skyscreen_hw.demos import Grid, fermat\n"
         "from skyscreen_hw.sources.frame_v2 import FrameWriterV2\n"
@@ -149,15 +150,12 @@ def test_the_ported_original_pattern_looks_as_on_the_original_renderer(
     )
     env = {**os.environ, "WRITER_FILE": str(frames_path(display_name))}
     subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=120)
-    assert d.stop(timeout=60) == 0
-    picture = pygame.surfarray.array3d(pygame.image.load(str(snapshot))).transpose(1, 0, 2)
+    picture = stopped_snapshot(d, snapshot)
     frame = fermat(0.0, Grid.of(VANES, LENGTH))
     vane, pixel = np.nonzero(frame.any(axis=2))
-    span, rim = 720 - 1 - 2 * MARGIN, ANNULUS + AREA
 
     def lit(x: np.ndarray, y: np.ndarray) -> float:
-        cols = np.round(MARGIN + (x / rim + 1) / 2 * span).astype(int)
-        rows = np.round(MARGIN + (y / rim + 1) / 2 * span).astype(int)
+        rows, cols = in_window(x, y)
         return float(picture[rows, cols].any(axis=1).mean())
 
     assert len(vane) > 1000

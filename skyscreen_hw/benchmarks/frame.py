@@ -48,6 +48,9 @@ from skyscreen_hw import config as configuration
 from skyscreen_hw import layouts
 from skyscreen_hw.benchmarks import compare_seconds, median_seconds, report
 from skyscreen_hw.benchmarks.support import (
+    FPS,
+    HEIGHT,
+    WIDTH,
     DaemonProcess,
     cpu_seconds,
     display_name,
@@ -62,8 +65,6 @@ from skyscreen_hw.sources import instructions as ins
 from skyscreen_hw.sources.canvas import Canvas
 from skyscreen_hw.sources.shared_frame import FrameReader, FrameWriter
 
-FPS = 60
-HEIGHT, WIDTH = 360, 288
 GAMMA, BRIGHTNESS = 2.2, 0.8
 LED_MILLIAMPS = 55.0
 WINDOW = 0.5  # seconds of each measured window: short, so paired windows see the same machine

@@ -30,6 +30,9 @@ from skyscreen_hw import config as configuration
 from skyscreen_hw import layouts
 from skyscreen_hw.benchmarks import compare_seconds, report
 from skyscreen_hw.benchmarks.support import (
+    FPS,
+    HEIGHT,
+    WIDTH,
     DaemonProcess,
     cpu_seconds,
     display_name,
@@ -40,8 +43,6 @@ from skyscreen_hw.benchmarks.support import (
 from skyscreen_hw.sources.frame_v2 import FrameWriterV2
 from skyscreen_hw.sources.shared_frame import FrameWriter
 
-FPS = 60
-HEIGHT, WIDTH = 360, 288
 SLOTS = 4
 WINDOW = 2.0  # seconds of each measured window
 WARMUP = 0.5  # seconds fed before each window (after SIGCONT)

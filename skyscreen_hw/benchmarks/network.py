@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import shutil
 import statistics
 import subprocess
 import sys
@@ -31,20 +30,25 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
 from skyscreen_hw import config as configuration
 from skyscreen_hw.benchmarks import report
-from skyscreen_hw.benchmarks.support import stop_process, terminated_by_sigterm
+from skyscreen_hw.benchmarks.support import (
+    FPS,
+    HEIGHT,
+    WIDTH,
+    compile_reference,
+    stop_process,
+    terminated_by_sigterm,
+)
 
-LEDS = 103_680  # the dome
-FPS = 60
+LEDS = HEIGHT * WIDTH  # the dome
 WINDOW = 2.0  # seconds a measured window
 REPEATS = 3
 RATIO_BAR = 1.5
-C_SOURCE = Path(__file__).resolve().parents[2] / "bench" / "reference_sender.c"
+C_REFERENCE = "reference_sender"  # bench/reference_sender.c
 
 RECEIVER = """
 import socket, sys
@@ -71,19 +75,6 @@ def _quiet_log() -> logging.Logger:
     log.addHandler(logging.NullHandler())
     log.propagate = False
     return log
-
-
-def _compile(tmp: str) -> tuple[str | None, str]:
-    if not C_SOURCE.exists():
-        return None, f"{C_SOURCE} not found (run from a checkout)"
-    gcc = shutil.which("gcc") or shutil.which("cc")
-    if gcc is None:
-        return None, "no gcc on this machine"
-    binary = str(Path(tmp) / "reference_sender")
-    done = subprocess.run([gcc, "-O2", "-o", binary, str(C_SOURCE)], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        return None, f"gcc failed: {done.stderr.strip()[:300]}"
-    return binary, ""
 
 
 def _paced(step: Callable[[], None], seconds: float) -> float:
@@ -116,7 +107,7 @@ def run(args: argparse.Namespace | None = None) -> None:
         )
         stack.callback(stop_process, rx)
         port = int(rx.stdout.readline()) if rx.stdout else 0
-        binary, why = _compile(tmp)
+        binary, why = compile_reference(C_REFERENCE, tmp)
         print(
             f"the dome ({LEDS} LEDs) at {FPS} fps to a receiver on loopback; {repeats} rounds of {seconds:g} s"
             " windows, CPU a frame (this process, every thread), medians"

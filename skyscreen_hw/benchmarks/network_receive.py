@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import statistics
@@ -34,15 +33,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from skyscreen_hw.benchmarks import report
-from skyscreen_hw.benchmarks.support import cpu_seconds, stop_process, terminated_by_sigterm
+from skyscreen_hw.benchmarks.support import (
+    CHECKOUT,
+    HEIGHT,
+    WIDTH,
+    compile_reference,
+    cpu_seconds,
+    stop_process,
+    terminated_by_sigterm,
+)
 
 FPS = 60.0
 SECONDS = 3.0
 WARMUP = 1.0
 ROUNDS = 3
 RATIO_BAR = 1.3
-HEIGHT, WIDTH = 360, 288
-C_SOURCE = Path(__file__).resolve().parents[2] / "bench" / "reference_receiver.c"
+C_REFERENCE = "reference_receiver"  # bench/reference_receiver.c
 E131_SEQUENCE = 111  # the byte the sender sets to the frame number
 
 
@@ -100,17 +106,6 @@ def _free_udp_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _compile(tmp: str) -> tuple[str | None, str]:
-    gcc = shutil.which("gcc") or shutil.which("cc")
-    if gcc is None:
-        return None, "no gcc on this machine"
-    binary = str(Path(tmp) / "reference_receiver")
-    done = subprocess.run([gcc, "-O2", "-o", binary, str(C_SOURCE)], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        return None, f"gcc failed: {done.stderr.strip()[:300]}"
-    return binary, ""
-
-
 @contextlib.contextmanager
 def _receiver(kind: str, binary: str, protocol: str, port: int) -> Iterator[subprocess.Popen]:
     if kind.startswith("C"):
@@ -118,7 +113,7 @@ def _receiver(kind: str, binary: str, protocol: str, port: int) -> Iterator[subp
     else:
         code = f"from skyscreen_hw.benchmarks.network_receive import serve; serve({protocol!r}, {port})"
         cmd = [sys.executable, "-c", code]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env = {**os.environ, "PYTHONPATH": str(CHECKOUT)}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stdout is not None
@@ -164,7 +159,7 @@ def _measure(kind: str, binary: str, protocol: str, frame_file: str, packets: in
 def run(args: argparse.Namespace) -> None:
     rounds = args.rounds or ROUNDS
     with terminated_by_sigterm(), tempfile.TemporaryDirectory(prefix="skyscreen-bench-") as tmp:
-        binary, why = _compile(tmp)
+        binary, why = compile_reference(C_REFERENCE, tmp)
         if binary is None:
             report("network receive", "not measured", f"<= {RATIO_BAR} x C", None)
             print(f"  ({why})")

@@ -1,10 +1,12 @@
-"""What the process benchmarks share: displays cleaned up whatever happens, daemons and their CPU time."""
+"""What the process benchmarks share: the dome they measure, displays cleaned up whatever happens, daemons and
+their CPU time, and the C references they are held to."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +17,11 @@ from pathlib import Path
 from types import FrameType
 
 from skyscreen_hw.sources.shared_frame import SHM_DIR
+
+FPS = 60  # the dome's frame rate
+HEIGHT, WIDTH = 360, 288  # the dome's frame: 360 vanes of 288 LEDs
+CHECKOUT = Path(__file__).resolve().parents[2]  # the source tree these benchmarks run from
+REFERENCES = CHECKOUT / "bench"  # the C references' sources (in a checkout)
 
 
 def display_name() -> str:
@@ -113,7 +120,7 @@ class DaemonProcess:
                 stdout=subprocess.DEVNULL,
                 stderr=log,
                 cwd=tmp,
-                env={**os.environ, "PYTHONPATH": source or str(Path(__file__).resolve().parents[2])},
+                env={**os.environ, "PYTHONPATH": source or str(CHECKOUT)},
             )
         self.url = ""
 
@@ -137,3 +144,21 @@ class DaemonProcess:
 
     def stop(self) -> None:
         stop_process(self.proc)
+
+
+def compile_reference(name: str, tmp: str, *libraries: str) -> tuple[str | None, str]:
+    """The C reference ``bench/<name>.c`` built with ``gcc -O2`` into ``tmp`` (linked with ``libraries``):
+    (its path, "") or (None, why not)."""
+    source = REFERENCES / f"{name}.c"
+    if not source.exists():
+        return None, f"{source} not found (run from a checkout)"
+    gcc = shutil.which("gcc") or shutil.which("cc")
+    if gcc is None:
+        return None, "no gcc on this machine"
+    binary = str(Path(tmp) / name)
+    done = subprocess.run(
+        [gcc, "-O2", "-o", binary, str(source), *libraries], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        return None, f"gcc failed: {done.stderr.strip()[:300]}"
+    return binary, ""

@@ -13,18 +13,15 @@ import logging
 
 import numpy as np
 
-from skyscreen_hw.config import ArtnetOutputConfig, OutputConfig
-from skyscreen_hw.errors import OutputError
-from skyscreen_hw.layouts import Layout
+from skyscreen_hw.config import ArtnetOutputConfig
 from skyscreen_hw.outputs.network import (
     Final,
-    Link,
     NetworkOutput,
     NetworkSender,
     Send,
-    batches,
+    output_factory,
     resolve,
-    shared_sender,
+    write_headers,
 )
 from skyscreen_hw.protocols import PacketRows, artnet
 
@@ -33,11 +30,9 @@ def plan_universes(cfg: ArtnetOutputConfig, count: int) -> PacketRows:
     """The ArtDmx packets of a frame of ``count`` LEDs, headers written."""
     per = cfg.channels_per_universe // cfg.channels
     rows = PacketRows(count, per, cfg.wire_order, artnet.DMX_HEADER_BYTES, pad_to_even=True)
-    for r in range(rows.rows):
-        length = rows.last_data_bytes if r == rows.rows - 1 else rows.data_bytes
-        head = artnet.dmx_header(cfg.universe + r, max(length, artnet.MIN_DMX_LENGTH))
-        rows.buffer[r, : artnet.DMX_HEADER_BYTES] = np.frombuffer(head, dtype=np.uint8)
-    return rows
+    return write_headers(
+        rows, lambda r, length: artnet.dmx_header(cfg.universe + r, max(length, artnet.MIN_DMX_LENGTH))
+    )
 
 
 class ArtnetOutput(NetworkOutput):
@@ -50,17 +45,14 @@ class ArtnetOutput(NetworkOutput):
         self.rows = plan_universes(cfg, count)
         n = self.rows.rows
         self._sequence = 1
-        link = sender.link(self.address, 2 * self.rows.total_bytes)
+        link, data = sender.unicast(self.address, self.rows, n)
         self.link = link
-        self._data = [(link, s) for s in batches(self.rows, 0, n, self.address)]
         keys: tuple[object, ...] = ()
-        self._finals: list[Final] = []
+        finals: list[Final] = []
         if cfg.sync:
             key = ("artsync", self.address)
             sync = artnet.sync_packet()
-            self._finals = [
-                sender.shared_final(key, lambda: Final(link, Send(memoryview(sync), len(sync), 1, self.address)))
-            ]
+            finals = [sender.shared_final(key, lambda: Final(link, Send(memoryview(sync), len(sync), 1, self.address)))]
             keys = (key,)
         self.node = sender.artnet_node()
         self.ports = [artnet.Port(cfg.universe + r, receives=False) for r in range(n)]
@@ -70,18 +62,12 @@ class ArtnetOutput(NetworkOutput):
             f"artnet {cfg.host}:{cfg.port} ({count} LEDs, {cfg.wire_order}, port-addresses {cfg.universe}-{last}"
             f"{', ArtSync' if cfg.sync else ''})"
         )
-        super().__init__(name, sender, [link], keys)
+        super().__init__(name, sender, [link], data, finals, keys)
 
     def prepare(self, leds: np.ndarray) -> None:
         self.rows.fill(leds)
         self.rows.buffer[:, artnet.OFFSET_SEQUENCE] = self._sequence
         self._sequence = self._sequence % artnet.SEQUENCE_MAX + 1
-
-    def data_sends(self) -> list[tuple[Link, Send]]:
-        return self._data
-
-    def finals(self) -> list[Final]:
-        return self._finals
 
     def _closing(self) -> None:
         for port in self.ports:
@@ -90,7 +76,4 @@ class ArtnetOutput(NetworkOutput):
         self.sender.release_artnet()
 
 
-def create(cfg: OutputConfig, layout: Layout, first: int, count: int, log: logging.Logger) -> ArtnetOutput:
-    if not isinstance(cfg, ArtnetOutputConfig):
-        raise OutputError(f"artnet output: wrong configuration type {type(cfg).__name__}")
-    return ArtnetOutput(cfg, count, shared_sender(log), log)
+create = output_factory(ArtnetOutputConfig, ArtnetOutput, ArtnetOutput.kind)

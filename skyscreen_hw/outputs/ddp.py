@@ -12,18 +12,15 @@ import logging
 
 import numpy as np
 
-from skyscreen_hw.config import DdpOutputConfig, OutputConfig
-from skyscreen_hw.errors import OutputError
-from skyscreen_hw.layouts import Layout
+from skyscreen_hw.config import DdpOutputConfig
 from skyscreen_hw.outputs.network import (
     Final,
-    Link,
     NetworkOutput,
     NetworkSender,
     Send,
-    batches,
+    output_factory,
     resolve,
-    shared_sender,
+    write_headers,
 )
 from skyscreen_hw.protocols import PacketRows, ddp
 
@@ -33,12 +30,10 @@ def plan_packets(cfg: DdpOutputConfig, count: int) -> PacketRows:
     per = cfg.packet_bytes // cfg.channels
     rows = PacketRows(count, per, cfg.wire_order, ddp.HEADER_BYTES)
     kind = ddp.data_type(cfg.channels)
-    for r in range(rows.rows):
-        last = r == rows.rows - 1
-        length = rows.last_data_bytes if last else rows.data_bytes
-        head = ddp.header(r * rows.data_bytes, length, push=last and cfg.sync, kind=kind)
-        rows.buffer[r, : ddp.HEADER_BYTES] = np.frombuffer(head, dtype=np.uint8)
-    return rows
+    return write_headers(
+        rows,
+        lambda r, length: ddp.header(r * rows.data_bytes, length, push=r == rows.rows - 1 and cfg.sync, kind=kind),
+    )
 
 
 class DdpOutput(NetworkOutput):
@@ -56,18 +51,14 @@ class DdpOutput(NetworkOutput):
             1 + (np.arange(ddp.SEQUENCE_MAX)[:, None] + np.arange(n)[None, :]) % ddp.SEQUENCE_MAX
         ).astype(np.uint8)
         self._next = 0
-        link = sender.link(self.address, 2 * self.rows.total_bytes)
+        link, data = sender.unicast(self.address, self.rows, n - 1 if cfg.sync else n)  # with push the last is a final
         self.link = link
-        data_rows = n - 1 if cfg.sync else n
-        self._data = [(link, s) for s in batches(self.rows, 0, data_rows, self.address)]
-        self._finals = (
-            [Final(link, Send(self.rows.packet(n - 1), self.rows.stride, 1, self.address))] if cfg.sync else []
-        )
+        finals = [Final(link, Send(self.rows.packet(n - 1), self.rows.stride, 1, self.address))] if cfg.sync else []
         name = (
             f"ddp {cfg.host}:{cfg.port} ({count} LEDs, {cfg.wire_order}, {n} packets of {cfg.packet_bytes} bytes"
             f"{', push' if cfg.sync else ''})"
         )
-        super().__init__(name, sender, [link])
+        super().__init__(name, sender, [link], data, finals)
         log.debug("%s: %d bytes a frame", name, self.rows.total_bytes)
 
     def prepare(self, leds: np.ndarray) -> None:
@@ -75,14 +66,5 @@ class DdpOutput(NetworkOutput):
         self.rows.buffer[:, ddp.OFFSET_SEQUENCE] = self._sequences[self._next]
         self._next = (self._next + self.rows.rows) % ddp.SEQUENCE_MAX
 
-    def data_sends(self) -> list[tuple[Link, Send]]:
-        return self._data
 
-    def finals(self) -> list[Final]:
-        return self._finals
-
-
-def create(cfg: OutputConfig, layout: Layout, first: int, count: int, log: logging.Logger) -> DdpOutput:
-    if not isinstance(cfg, DdpOutputConfig):
-        raise OutputError(f"ddp output: wrong configuration type {type(cfg).__name__}")
-    return DdpOutput(cfg, count, shared_sender(log), log)
+create = output_factory(DdpOutputConfig, DdpOutput, DdpOutput.kind)

@@ -19,18 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
-from skyscreen_hw.config import E131OutputConfig, OutputConfig
-from skyscreen_hw.errors import OutputError
-from skyscreen_hw.layouts import Layout
+from skyscreen_hw.config import E131OutputConfig
 from skyscreen_hw.outputs.network import (
     Final,
     Link,
     NetworkOutput,
     NetworkSender,
     Send,
-    batches,
+    output_factory,
     resolve,
-    shared_sender,
+    write_headers,
 )
 from skyscreen_hw.protocols import PacketRows, e131
 
@@ -96,28 +94,34 @@ def plan_universes(cfg: E131OutputConfig, count: int, cid: uuid.UUID | None = No
     per = cfg.channels_per_universe // cfg.channels
     rows = PacketRows(count, per, cfg.wire_order, e131.HEADER_BYTES)
     name = source_name()
-    for r in range(rows.rows):
-        length = rows.last_data_bytes if r == rows.rows - 1 else rows.data_bytes
-        head = e131.data_header(
+    return write_headers(
+        rows,
+        lambda r, length: e131.data_header(
             cid or uuid.UUID(int=0),
             name,
             cfg.universe + r,
             length,
             priority=cfg.priority,
             sync_universe=cfg.sync_universe,
-        )
-        rows.buffer[r, : e131.HEADER_BYTES] = np.frombuffer(head, dtype=np.uint8)
-    return rows
+        ),
+    )
 
 
 class E131Output(NetworkOutput):
-    """One E1.31 controller (or multicast) taking ``count`` LEDs in consecutive universes."""
+    """One E1.31 controller (or multicast) taking ``count`` LEDs in consecutive universes, sent with ``cid``
+    (default: this installation's, see `installation_cid`)."""
 
     kind = "e131"
 
     def __init__(
-        self, cfg: E131OutputConfig, count: int, sender: NetworkSender, log: logging.Logger, cid: uuid.UUID
+        self,
+        cfg: E131OutputConfig,
+        count: int,
+        sender: NetworkSender,
+        log: logging.Logger,
+        cid: uuid.UUID | None = None,
     ) -> None:
+        cid = installation_cid(log) if cid is None else cid
         self.cid = cid
         self.rows = plan_universes(cfg, count, cid)
         self._sequence = 0
@@ -125,7 +129,7 @@ class E131Output(NetworkOutput):
         multicast = cfg.host == MULTICAST
         if multicast:
             link = sender.link((MULTICAST, cfg.port), 2 * self.rows.total_bytes)
-            self._data = [
+            data = [
                 (
                     link,
                     Send(self.rows.packet(r), self.rows.stride, 1, (e131.multicast_group(cfg.universe + r), cfg.port)),
@@ -135,15 +139,14 @@ class E131Output(NetworkOutput):
             sync_to = (e131.multicast_group(cfg.sync_universe), cfg.port) if cfg.sync_universe else None
         else:
             address = (resolve(cfg.host, cfg.port), cfg.port)
-            link = sender.link(address, 2 * self.rows.total_bytes)
-            self._data = [(link, s) for s in batches(self.rows, 0, n, address)]
+            link, data = sender.unicast(address, self.rows, n)
             sync_to = address
         self.link = link
         keys: tuple[object, ...] = ()
-        self._finals: list[Final] = []
+        finals: list[Final] = []
         if cfg.sync_universe and sync_to is not None:
             key = ("e131 sync", sync_to, cfg.sync_universe, cid)
-            self._finals = [sender.shared_final(key, lambda: _sync_final(link, cid, cfg.sync_universe, sync_to))]
+            finals = [sender.shared_final(key, lambda: _sync_final(link, cid, cfg.sync_universe, sync_to))]
             keys = (key,)
         last = cfg.universe + n - 1
         sync = f", sync universe {cfg.sync_universe}" if cfg.sync_universe else ""
@@ -151,18 +154,12 @@ class E131Output(NetworkOutput):
             f"e131 {cfg.host}{'' if multicast else f':{cfg.port}'} ({count} LEDs, {cfg.wire_order},"
             f" universes {cfg.universe}-{last}, priority {cfg.priority}{sync})"
         )
-        super().__init__(name, sender, [link], keys)
+        super().__init__(name, sender, [link], data, finals, keys)
 
     def prepare(self, leds: np.ndarray) -> None:
         self.rows.fill(leds)
         self.rows.buffer[:, e131.OFFSET_SEQUENCE] = self._sequence
         self._sequence = (self._sequence + 1) & 0xFF
-
-    def data_sends(self) -> list[tuple[Link, Send]]:
-        return self._data
-
-    def finals(self) -> list[Final]:
-        return self._finals
 
     def _closing(self) -> None:
         """Three stream-terminated packets for each universe (E1.31 6.2.6), with the last frame's data."""
@@ -183,8 +180,4 @@ def _sync_final(link: Link, cid: uuid.UUID, sync_universe: int, to: tuple[str, i
     return Final(link, Send(memoryview(packet), len(packet), 1, to), advance)
 
 
-def create(cfg: OutputConfig, layout: Layout, first: int, count: int, log: logging.Logger) -> E131Output:
-    if not isinstance(cfg, E131OutputConfig):
-        raise OutputError(f"e131 output: wrong configuration type {type(cfg).__name__}")
-    cid = installation_cid(log)
-    return E131Output(cfg, count, shared_sender(log), log, cid)
+create = output_factory(E131OutputConfig, E131Output, E131Output.kind)

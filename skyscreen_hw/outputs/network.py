@@ -31,9 +31,9 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -41,6 +41,10 @@ from skyscreen_hw.errors import OutputError
 from skyscreen_hw.net.runtime import NetworkRuntime
 from skyscreen_hw.outputs.base import HEALTH_OK, Output
 from skyscreen_hw.protocols import PacketRows, ProtocolError, artnet
+
+if TYPE_CHECKING:
+    from skyscreen_hw.config import NetworkOutputConfig, OutputConfig
+    from skyscreen_hw.layouts import Layout
 
 UDP_SEGMENT = 103  # <linux/udp.h>: setsockopt / cmsg (SOL_UDP) giving the segment size of one sendmsg
 IP_RECVERR = 11  # <linux/in.h>: queue ICMP errors on the socket, for unconnected sockets too
@@ -84,6 +88,15 @@ class Send:
     def parts(self) -> Iterator[memoryview]:
         for i in range(self.packets):
             yield self.data[i * self.segment : (i + 1) * self.segment]
+
+
+def write_headers(rows: PacketRows, header: Callable[[int, int], bytes]) -> PacketRows:
+    """``rows`` with the header of every packet written: ``header(r, length)`` for packet ``r`` carrying
+    ``length`` data bytes (the last packet's may be fewer)."""
+    for r in range(rows.rows):
+        length = rows.last_data_bytes if r == rows.rows - 1 else rows.data_bytes
+        rows.buffer[r, : rows.header_bytes] = np.frombuffer(header(r, length), dtype=np.uint8)
+    return rows
 
 
 def batches(rows: PacketRows, first: int, end: int, address: tuple[str, int]) -> list[Send]:
@@ -221,14 +234,24 @@ class Final:
 class NetworkOutput(Output):
     """Base of the DDP, E1.31 and Art-Net outputs: stage in ``show``, sent by the shared sender.
 
-    Subclasses write the frame into their packets in `prepare`, list their data sends and finals, and
-    pass the links and shared finals they took from the sender, which `close` gives back.
+    Subclasses write the frame into their packets in `prepare`, and pass their data sends and finals, the
+    links they took from the sender and the keys of the shared finals they took, which `close` gives back.
     """
 
-    def __init__(self, name: str, sender: NetworkSender, links: list[Link], final_keys: tuple[Any, ...] = ()) -> None:
+    def __init__(
+        self,
+        name: str,
+        sender: NetworkSender,
+        links: list[Link],
+        data: list[tuple[Link, Send]],
+        finals: list[Final],
+        final_keys: tuple[Any, ...] = (),
+    ) -> None:
         super().__init__(name)
         self.sender = sender
         self.links = links
+        self._data = data
+        self._finals = finals
         self.final_keys = final_keys
         self.outcome = SENT
         self._closed = False
@@ -239,10 +262,12 @@ class NetworkOutput(Output):
         raise NotImplementedError
 
     def data_sends(self) -> list[tuple[Link, Send]]:
-        raise NotImplementedError
+        """Each frame's data: packet runs and the link each goes out on."""
+        return self._data
 
     def finals(self) -> list[Final]:
-        return []
+        """What tells the controllers to show the frame, sent after every output's data."""
+        return self._finals
 
     def _closing(self) -> None:
         """Last words to the controller before the sockets go (E1.31: stream terminated)."""
@@ -300,6 +325,12 @@ class NetworkSender:
             self._links[address] = found
         found.users += 1
         return found
+
+    def unicast(self, address: tuple[str, int], rows: PacketRows, end: int) -> tuple[Link, list[tuple[Link, Send]]]:
+        """The link to one controller at ``address`` (a send buffer of two frames) and the data sends of
+        ``rows`` 0 .. ``end - 1`` to it."""
+        link = self.link(address, 2 * rows.total_bytes)
+        return link, [(link, s) for s in batches(rows, 0, end, address)]
 
     async def _open_socket(self, send_buffer: int) -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -597,6 +628,24 @@ def shared_sender(log: logging.Logger) -> NetworkSender:
                 runtime.start()
             _sender = NetworkSender(runtime, log, owns_runtime=owns)
         return _sender
+
+
+ConfigT = TypeVar("ConfigT", bound="NetworkOutputConfig")
+OutputT = TypeVar("OutputT", bound=NetworkOutput)
+
+
+def output_factory(
+    config_type: type[ConfigT], output: Callable[[ConfigT, int, NetworkSender, logging.Logger], OutputT], kind: str
+) -> Callable[[OutputConfig, Layout, int, int, logging.Logger], OutputT]:
+    """The ``create`` of the network output module of protocol ``kind``: checks the configuration's type and
+    opens ``output`` for the LEDs on the process's sender."""
+
+    def create(cfg: OutputConfig, layout: Layout, first: int, count: int, log: logging.Logger) -> OutputT:
+        if not isinstance(cfg, config_type):
+            raise OutputError(f"{kind} output: wrong configuration type {type(cfg).__name__}")
+        return output(cfg, count, shared_sender(log), log)
+
+    return create
 
 
 def _forget(sender: NetworkSender) -> None:

@@ -34,10 +34,8 @@ import os
 import platform
 import struct
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 import numpy as np
 import posix_ipc
@@ -48,25 +46,23 @@ from skyscreen_hw.mixer import Mixer
 from skyscreen_hw.sources.frame_source import PacedFrameSource
 from skyscreen_hw.sources.shared_frame import (
     CHECK_EVERY,
-    CREATE_ATTEMPTS,
     DEFAULT_GROUP,
     DEFAULT_NAME,
-    MODE,
-    QUIET,
-    SHM_DIR,
+    FRAME_SUFFIX,
+    LOCK_SUFFIX,
     WRITER_TIMEOUT,
+    DaemonReader,
     Ident,
+    WriterSide,
+    _create_whole,
     _drain,
     _fd_ident,
-    _group_id,
-    _hand_over,
     _ident,
     _lock_holder,
-    _open_semaphore,
     _permission_error,
-    _verify,
+    semaphore_pair,
     semaphore_path,
-    take_display_lock,
+    shm_path,
 )
 
 MAGIC = b"SKYFRAME"
@@ -80,20 +76,21 @@ INTERLACED = 1  # flags bit 0
 RECONCILE_EVERY = 0.25  # seconds between the daemon's looks at the counters (a dead writer costs < 1 s)
 LOCK_RETRY = 0.005  # seconds between a writer's tries for the writer lock
 WAIT_FOR_DAEMON = 2.0  # seconds a writer waits for a daemon to make the file (both starting at once)
+FRAMES_SUFFIX = ".frames"  # the v2 frame file, /dev/shm/<name>.frames
 
 
 def frames_path(name: str) -> Path:
-    return SHM_DIR / f"{name}.frames"
+    return shm_path(name, FRAMES_SUFFIX)
 
 
 def frames_lock_path(name: str) -> Path:
     """The daemon's lock on the v2 frame (writers lock the .frames file itself, see FrameWriterV2)."""
-    return SHM_DIR / f"{name}.frames.lock"
+    return shm_path(name, FRAMES_SUFFIX + LOCK_SUFFIX)
 
 
 def frames_semaphore_names(name: str) -> tuple[str, str]:
     """The (ready, free) semaphore names of a display's v2 frame."""
-    return f"/{name}.frames.ready", f"/{name}.frames.free"
+    return semaphore_pair(f"{name}{FRAMES_SUFFIX}", "free")
 
 
 GLIBC = platform.libc_ver()[0] == "glibc"
@@ -179,35 +176,7 @@ class Header:
         return None
 
 
-def _create_frames_file(path: Path, header: Header, gid: int | None, replace: bool) -> int | None:
-    """Make ``path`` whole (its header written, slots zero, mode 0660, group ``gid``) under a temporary name,
-    then link it into place, or rename it over the file there (``replace``). Returns the fd, or None if
-    ``path`` appeared meanwhile (linking)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, MODE)
-    try:
-        os.ftruncate(fd, header.file_bytes)
-        os.pwrite(fd, header.pack(), 0)
-        if gid is not None:
-            with contextlib.suppress(OSError):  # not a member after all: the group stays the creator's
-                os.fchown(fd, -1, gid)
-        os.fchmod(fd, MODE)
-        if replace:
-            os.rename(tmp, path)
-        else:
-            os.link(tmp, path)
-    except FileExistsError:
-        os.close(fd)
-        return None
-    except BaseException:
-        os.close(fd)
-        raise
-    finally:
-        tmp.unlink(missing_ok=True)
-    return fd
-
-
-class FrameReaderV2:
+class FrameReaderV2(DaemonReader):
     """The daemon's side of the v2 frame: makes it, takes frames in order, reconciles counts after a crash.
 
     Holds an exclusive lock on ``/dev/shm/<name>.frames.lock``. ``take`` copies the next frame into the
@@ -215,18 +184,17 @@ class FrameReaderV2:
     in place and the header and counts add up, and puts them right (logging what it did, naming the path).
     """
 
+    file_what = "v2 frame file"
+    semaphore_attrs = ("ready", "free")
+    name_owner = False
+
+    free: posix_ipc.Semaphore
+
     def __init__(self, name: str, height: int, width: int, slots: int, log: logging.Logger, group: str = "") -> None:
-        self.name = name
         self.shape = (height, width, 3)
         self.slots = slots
         self.header = Header.new(height, width, slots)
         self.size = self.header.frame_bytes
-        self.path = frames_path(name)
-        self.log = log
-        self.group = group
-        self._gid = _group_id(group)
-        self._quiet_until: dict[str, float] = {}
-        self._sem_ident: dict[str, Ident | None] = {}
         self.taken = 0
         self.written = 0  # as last read from the header
         self.flags = 0
@@ -235,62 +203,28 @@ class FrameReaderV2:
         self.last = np.zeros(self.shape, dtype=np.uint8)  # the last frame taken, for interlacing (poll())
         self._buffers = (np.zeros(self.shape, dtype=np.uint8), self.last)
         self._quiet_written = -1  # `written` at the last reconciliation look
-        ready_name, free_name = frames_semaphore_names(name)
-        with contextlib.ExitStack() as undo:
-            self._lock_fd = take_display_lock(frames_lock_path(name), name, group, self._gid, log)
-            undo.callback(os.close, self._lock_fd)
-            self._fd = self._open_file(at_start=True)
-            undo.callback(lambda: os.close(self._fd))
-            self.ready = self._open_semaphore(ready_name)
-            undo.callback(self.ready.close)
-            self.free = self._open_semaphore(free_name)
-            undo.pop_all()
+        super().__init__(
+            name,
+            frames_path(name),
+            frames_lock_path(name),
+            frames_semaphore_names(name),
+            self.header.file_bytes,
+            log,
+            group,
+        )
         self._initialise("at start")
         self._next_check = time.monotonic() + RECONCILE_EVERY
         self._next_place_check = time.monotonic() + CHECK_EVERY
 
     # -- opening and (re)initialising -----------------------------------------------------------------
 
-    def _open_file(self, at_start: bool = False) -> int:
-        """Open (or make) the .frames file, verify its owner, make it exactly this geometry's size.
+    def _new_file_header(self) -> bytes:
+        return self.header.pack()
 
-        A file of another size (another geometry or slots) is replaced by a new one (a new inode), so a
-        writer still mapping the old one never faults; where that is not allowed, it is resized in place.
-        """
-        path, total = self.path, self.header.file_bytes
-        for _ in range(CREATE_ATTEMPTS):
-            try:
-                fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
-            except FileNotFoundError:
-                try:
-                    made = _create_frames_file(path, self.header, self._gid, replace=False)
-                except OSError as exc:
-                    raise FrameError(f"{path}: cannot create the v2 frame file: {exc.strerror}") from None
-                if made is not None:
-                    return made
-                continue
-            except PermissionError:
-                raise _permission_error(path, "v2 frame file", self.group) from None
-            except OSError as exc:
-                raise FrameError(
-                    f"{path}: cannot open the v2 frame file: {exc.strerror} (not a regular file); remove it"
-                    f" (as its owner or root): rm {path}"
-                ) from None
-            try:
-                st = os.fstat(fd)
-                _verify(path, "v2 frame file", st, self.group, self._gid)
-                if st.st_size != total:
-                    fd = self._remake(fd, st.st_size, at_start)
-                    st = os.fstat(fd)
-                _hand_over(path, st, self._gid, self.log, fd)
-            except BaseException:
-                os.close(fd)
-                raise
-            return fd
-        raise FrameError(f"{path}: the v2 frame file keeps appearing and vanishing; is something removing it?")
-
-    def _remake(self, fd: int, size: int, at_start: bool) -> int:
-        """Replace the open file ``fd`` of the wrong ``size`` with a whole new one; the new fd."""
+    def _fit_size(self, fd: int, size: int, at_start: bool) -> int:
+        """Replace the open file ``fd`` of the wrong ``size`` (another geometry or slots) with a whole new one (a
+        new inode, so a writer still mapping the old one never faults); where that is not allowed, resize it in
+        place. The fd to use from now on."""
         if at_start and size:
             self.log.warning(
                 "%s was %d bytes, expected %d (%dx%d RGB, %d slots): made anew",
@@ -302,7 +236,7 @@ class FrameReaderV2:
                 self.slots,
             )
         try:
-            made = _create_frames_file(self.path, self.header, self._gid, replace=True)
+            made = _create_whole(self.path, self.header.file_bytes, self._gid, self.header.pack(), replace=True)
         except OSError as exc:
             if exc.errno not in (errno.EPERM, errno.EACCES):
                 raise FrameError(f"{self.path}: cannot make the v2 frame file anew: {exc.strerror}") from None
@@ -312,22 +246,6 @@ class FrameReaderV2:
         if made is None:
             raise FrameError(f"{self.path}: cannot make the v2 frame file anew")
         return made
-
-    def _open_semaphore(self, sem_name: str) -> posix_ipc.Semaphore:
-        path = semaphore_path(sem_name)
-        sem, _ = _open_semaphore(sem_name, self._gid, self.group)
-        try:
-            st = path.lstat()
-            _verify(path, f"semaphore {sem_name}", st, self.group, self._gid)
-            _hand_over(path, st, self._gid, self.log)
-        except FileNotFoundError:
-            self._sem_ident[sem_name] = None
-            return sem
-        except BaseException:
-            sem.close()
-            raise
-        self._sem_ident[sem_name] = (st.st_dev, st.st_ino)
-        return sem
 
     def _initialise(self, why: str) -> None:
         """Header, counters and semaphores as new: nothing pending, every slot free."""
@@ -356,43 +274,20 @@ class FrameReaderV2:
         data = os.pread(self._fd, HEADER_SIZE, 0)
         return Header.of(data) if len(data) == HEADER_SIZE else None
 
-    def _log_rarely(self, level: int, key: str, msg: str, *args: object) -> None:
-        now = time.monotonic()
-        if now >= self._quiet_until.get(key, 0.0):
-            self.log.log(level, msg, *args)
-            self._quiet_until[key] = now + QUIET
-
     # -- staying in place and reconciling -------------------------------------------------------------
 
     def _check_file(self) -> bool:
         """Re-make the file if it was removed or replaced; True if it was (everything starts afresh)."""
-        ident = _ident(self.path)
-        if ident == _fd_ident(self._fd):
+        moved = self._reopen_moved_file()
+        if moved is None:
             return False
-        fd = self._open_file()
-        os.close(self._fd)
-        self._fd = fd
         self._initialise("re-made")
-        level = logging.WARNING if ident is None else logging.INFO
-        what = "removed" if ident is None else "replaced"
-        self._log_rarely(level, what, "%s was %s while running: made anew, writers re-open it", self.path, what)
+        level = logging.WARNING if moved == "removed" else logging.INFO
+        self._log_rarely(level, moved, "%s was %s while running: made anew, writers re-open it", self.path, moved)
         return True
 
     def _check_semaphores(self) -> None:
-        changed = []
-        for attr in ("ready", "free"):
-            old: posix_ipc.Semaphore = getattr(self, attr)
-            before = self._sem_ident.get(old.name)
-            if before is not None and _ident(semaphore_path(old.name)) == before:
-                continue
-            try:
-                sem = self._open_semaphore(old.name)
-            except FrameError as exc:
-                self._log_rarely(logging.ERROR, f"sem {attr}", "%s", exc)
-                continue
-            setattr(self, attr, sem)
-            old.close()
-            changed.append(str(semaphore_path(old.name)))
+        changed, _ = self._reopen_moved_semaphores()
         if changed:
             self._initialise("semaphores re-made")
             self.log.warning(
@@ -643,15 +538,8 @@ class FrameReaderV2:
         """Frames written but not taken, as last seen."""
         return max(self.written - self.taken, 0)
 
-    def close(self) -> None:
-        """Close the semaphores and file and release the lock; all of them stay for writers."""
-        self.ready.close()
-        self.free.close()
-        os.close(self._fd)
-        os.close(self._lock_fd)
 
-
-class FrameWriterV2:
+class FrameWriterV2(WriterSide):
     """A pattern program's side of the v2 frame: up to ``slots`` frames ahead of the display, maybe interlaced.
 
     The daemon makes the file; the writer learns height, width and slots from its header (``height`` and
@@ -670,6 +558,10 @@ class FrameWriterV2:
     the daemon keeps the other rows from the frame before.
     """
 
+    semaphore_attrs = ("ready", "free")
+
+    free: posix_ipc.Semaphore
+
     def __init__(
         self,
         name: str | None = None,
@@ -683,9 +575,9 @@ class FrameWriterV2:
         env_file = os.environ.get("WRITER_FILE")
         if env_file:
             given = Path(env_file)
-            stem = given.name.removesuffix(".frames").removesuffix(".frame")
+            stem = given.name.removesuffix(FRAMES_SUFFIX).removesuffix(FRAME_SUFFIX)
             name = name or stem
-            self.path = given if given.name.endswith(".frames") else given.with_name(f"{stem}.frames")
+            self.path = given if given.name.endswith(FRAMES_SUFFIX) else given.with_name(f"{stem}{FRAMES_SUFFIX}")
         else:
             name = name or os.environ.get("SKYSCREEN_NAME") or DEFAULT_NAME
             self.path = frames_path(name)
@@ -695,7 +587,6 @@ class FrameWriterV2:
         self.group = group
         self.log = logging.getLogger("skyscreen")
         self._acquired: int | None = None  # the frame number of a slot taken from `free`, not posted yet
-        self._sem_ident: dict[str, Ident | None] = {}
         deadline = time.monotonic() + wait
         self._fd, self._map, self.header, self._file = self._open(deadline)
         self.height, self.width, self.slots = self.header.height, self.header.width, self.header.slots
@@ -708,13 +599,7 @@ class FrameWriterV2:
                 f"{want[1]}: draw at the display's size (FrameWriterV2 learns it: leave height and width out)"
             )
         self._views = self._slot_views()
-        ready_name, free_name = frames_semaphore_names(name)
-        with contextlib.ExitStack() as undo:
-            undo.callback(self._unmap)
-            self.ready = self._open_semaphore(ready_name, deadline)
-            undo.callback(self.ready.close)
-            self.free = self._open_semaphore(free_name, deadline)
-            undo.pop_all()
+        self._open_semaphores(frames_semaphore_names(name), deadline)
 
     # -- opening --------------------------------------------------------------------------------------
 
@@ -837,15 +722,6 @@ class FrameWriterV2:
         else:
             self.log.info("%s was made anew by the daemon: re-mapped", self.path)
 
-    def _check_semaphores(self) -> None:
-        for attr in ("ready", "free"):
-            old: posix_ipc.Semaphore = getattr(self, attr)
-            before = self._sem_ident.get(old.name)
-            if before is not None and _ident(semaphore_path(old.name)) == before:
-                continue
-            setattr(self, attr, self._open_semaphore(old.name, time.monotonic()))
-            old.close()
-
     # -- frames ---------------------------------------------------------------------------------------
 
     def acquire(self, timeout: float | None = None) -> np.ndarray | None:
@@ -925,17 +801,7 @@ class FrameWriterV2:
         if self._acquired is not None:
             self._acquired = None
             self.free.release()
-        self._unmap()
-        self.ready.close()
-        self.free.close()
-
-    def __enter__(self) -> FrameWriterV2:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+        super().close()
 
 
 class SharedFrameV2Source(PacedFrameSource):

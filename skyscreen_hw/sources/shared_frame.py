@@ -34,6 +34,7 @@ import time
 import uuid
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import numpy as np
 import posix_ipc
@@ -51,21 +52,33 @@ DEFAULT_HEIGHT = 360
 DEFAULT_WIDTH = 288
 WRITER_TIMEOUT = 1.0  # seconds a writer waits for the daemon to take a frame
 PROC_LOCKS = Path("/proc/locks")
+FRAME_SUFFIX = ".frame"  # the v1 frame file, /dev/shm/<name>.frame
+LOCK_SUFFIX = ".lock"  # the daemon's lock, after the frame's name (v2: /dev/shm/<name>.frames.lock)
 
 Ident = tuple[int, int]  # (st_dev, st_ino): which file a name stands for
 
 
+def shm_path(name: str, suffix: str) -> Path:
+    """``/dev/shm/<name><suffix>``: a display's frame file (``.frame``, ``.frames``) or its daemon's lock."""
+    return SHM_DIR / f"{name}{suffix}"
+
+
+def semaphore_pair(stem: str, second: str) -> tuple[str, str]:
+    """The semaphore names ``/<stem>.ready`` and ``/<stem>.<second>``: writers post the first, the daemon the second."""
+    return f"/{stem}.ready", f"/{stem}.{second}"
+
+
 def frame_path(name: str) -> Path:
-    return SHM_DIR / f"{name}.frame"
+    return shm_path(name, FRAME_SUFFIX)
 
 
 def lock_path(name: str) -> Path:
-    return SHM_DIR / f"{name}.lock"
+    return shm_path(name, LOCK_SUFFIX)
 
 
 def semaphore_names(name: str) -> tuple[str, str]:
     """The (ready, done) semaphore names of a display."""
-    return f"/{name}.ready", f"/{name}.done"
+    return semaphore_pair(name, "done")
 
 
 def semaphore_path(sem_name: str) -> Path:
@@ -198,21 +211,27 @@ def _fd_ident(fd: int) -> Ident:
 # -- files --------------------------------------------------------------------------------------------
 
 
-def _create_whole(path: Path, size: int, gid: int | None) -> int | None:
-    """Create ``path`` at ``size`` bytes, mode 0660, group ``gid``: made under a temporary name, then linked in.
+def _create_whole(path: Path, size: int, gid: int | None, header: bytes = b"", replace: bool = False) -> int | None:
+    """Create ``path`` at ``size`` bytes starting with ``header``, mode 0660, group ``gid``: made under a
+    temporary name, then linked in, or renamed over the file there (``replace``).
 
     Nobody ever sees it half made (empty, or with the creator's umask). Returns the open fd, or None if
-    ``path`` appeared meanwhile (then open that one).
+    ``path`` appeared meanwhile (linking; then open that one).
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}")
     fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, MODE)
     try:
         os.ftruncate(fd, size)
+        if header:
+            os.pwrite(fd, header, 0)
         if gid is not None:
             with contextlib.suppress(OSError):  # not a member after all: the group stays the creator's
                 os.fchown(fd, -1, gid)
         os.fchmod(fd, MODE)  # the umask took bits off
-        os.link(tmp, path)
+        if replace:
+            os.rename(tmp, path)
+        else:
+            os.link(tmp, path)
     except FileExistsError:
         os.close(fd)
         return None
@@ -224,8 +243,11 @@ def _create_whole(path: Path, size: int, gid: int | None) -> int | None:
     return fd
 
 
-def _open_or_create(path: Path, size: int, gid: int | None, what: str, group: str) -> int:
-    """Open ``path`` read-write without O_CREAT; create it whole only if missing; return the fd."""
+def _open_or_create(
+    path: Path, size: int, gid: int | None, what: str, group: str, header: bytes = b"", name_owner: bool = True
+) -> int:
+    """Open ``path`` read-write without O_CREAT; create it whole (``size`` bytes, starting with ``header``)
+    only if missing; return the fd. ``name_owner``: say whose a path that is no regular file is."""
     for _ in range(CREATE_ATTEMPTS):
         try:
             return os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -234,16 +256,16 @@ def _open_or_create(path: Path, size: int, gid: int | None, what: str, group: st
         except PermissionError:
             raise _permission_error(path, what, group) from None
         except OSError as exc:  # a symbolic link (O_NOFOLLOW), a socket, a directory...
-            try:
-                owner = f", {_owner(path.lstat())}"
-            except OSError:
-                owner = ""
+            owner = ""
+            if name_owner:
+                with contextlib.suppress(OSError):
+                    owner = f", {_owner(path.lstat())}"
             raise FrameError(
                 f"{path}: cannot open the {what}: {exc.strerror} (not a regular file{owner});"
                 f" remove it (as its owner or root): rm {path}"
             ) from None
         try:
-            fd = _create_whole(path, size, gid)
+            fd = _create_whole(path, size, gid, header)
         except OSError as exc:
             raise FrameError(f"{path}: cannot create the {what}: {exc.strerror}") from None
         if fd is not None:
@@ -327,67 +349,79 @@ def take_display_lock(path: Path, name: str, group: str, gid: int | None, log: l
     return fd
 
 
-class FrameReader:
-    """The daemon's side of a shared frame: creates it, takes frames, paces writers.
+def _semaphore_moved(sem: posix_ipc.Semaphore, idents: dict[str, Ident | None]) -> bool:
+    """Whether the named semaphore ``sem`` was removed or replaced since ``idents`` noted which file it was."""
+    before = idents.get(sem.name)
+    return before is None or _ident(semaphore_path(sem.name)) != before
 
-    Holds an exclusive lock on ``/dev/shm/<name>.lock`` so a second daemon on the same display fails
-    at start with a clear error instead of stealing frames. Refuses files and semaphores that neither its
-    user nor the display's ``group`` owns (see ``_untrusted_reason``), and about once a second checks that
-    its frame file and semaphores are still the ones it opened, re-creating them if they were removed.
+
+class DaemonReader:
+    """What the daemon's sides of the v1 and v2 frames share: the display's lock, the frame file and two
+    semaphores, each opened without O_CREAT (created whole only if missing), verified and handed to the
+    display's group; noticing them removed or replaced; logging a writer's trouble rarely.
+
+    Subclasses name the frame file in messages (``file_what``), the attributes of their semaphores
+    (``semaphore_attrs``: ``ready`` and the daemon's), say how the file is made (``_new_file_header``) and
+    fitted to the geometry (``_fit_size``), and set what those need before calling ``__init__``.
     """
 
-    def __init__(self, name: str, height: int, width: int, log: logging.Logger, group: str = "") -> None:
+    file_what = "frame file"
+    semaphore_attrs: tuple[str, str] = ("ready", "done")
+    name_owner = True  # an open refused because the path is no regular file names the path's owner
+
+    ready: posix_ipc.Semaphore
+
+    def __init__(
+        self,
+        name: str,
+        path: Path,
+        lock: Path,
+        semaphores: tuple[str, str],
+        file_bytes: int,
+        log: logging.Logger,
+        group: str,
+    ) -> None:
         self.name = name
-        self.shape = (height, width, 3)
-        self.size = height * width * 3
-        self.path = frame_path(name)
-        self.lock_path = lock_path(name)
+        self.path = path
+        self.lock_path = lock
+        self.file_bytes = file_bytes
         self.log = log
         self.group = group
         self._gid = _group_id(group)
         self._quiet_until: dict[str, float] = {}
         self._sem_ident: dict[str, Ident | None] = {}
-        ready_name, done_name = semaphore_names(name)
         with contextlib.ExitStack() as undo:
-            self._lock_fd = self._lock()
+            self._lock_fd = take_display_lock(lock, name, group, self._gid, log)
             undo.callback(os.close, self._lock_fd)
             self._fd = self._open_file(at_start=True)
             undo.callback(lambda: os.close(self._fd))
-            self.ready, _ = self._open_semaphore(ready_name)
-            undo.callback(self.ready.close)
-            self.done, _ = self._open_semaphore(done_name)
+            for attr, sem_name in zip(self.semaphore_attrs, semaphores, strict=True):
+                sem, _ = self._open_semaphore(sem_name)
+                setattr(self, attr, sem)
+                undo.callback(sem.close)
             undo.pop_all()
-        for sem in (self.ready, self.done):
-            stale = _drain(sem)
-            if stale:
-                log.info("drained %d stale count(s) from semaphore %s", stale, sem.name)
-        self.frame = np.zeros(self.shape, dtype=np.uint8)
-        self.frames_taken = 0
-        self.frames_skipped = 0
-        self._next_check = time.monotonic() + CHECK_EVERY
 
     # -- opening, verified ----------------------------------------------------------------------------
 
-    def _lock(self) -> int:
-        return take_display_lock(self.lock_path, self.name, self.group, self._gid, self.log)
+    def _new_file_header(self) -> bytes:
+        """What a frame file this daemon makes starts with (the rest is zeros)."""
+        return b""
+
+    def _fit_size(self, fd: int, size: int, at_start: bool) -> int:
+        """Make the open frame file ``fd`` of ``size`` bytes exactly ``file_bytes``; the fd to use from now on."""
+        raise NotImplementedError
 
     def _open_file(self, at_start: bool = False) -> int:
-        """Open (creating if needed) the frame file, verify its owner, make it exactly ``size`` bytes."""
-        fd = _open_or_create(self.path, self.size, self._gid, "frame file", self.group)
+        """Open (creating if needed) the frame file, verify its owner, make it exactly ``file_bytes``."""
+        fd = _open_or_create(
+            self.path, self.file_bytes, self._gid, self.file_what, self.group, self._new_file_header(), self.name_owner
+        )
         try:
             st = os.fstat(fd)
-            _verify(self.path, "frame file", st, self.group, self._gid)
-            if st.st_size != self.size:
-                if at_start and st.st_size:
-                    self.log.warning(
-                        "%s was %d bytes, expected %d (%dx%d RGB): resized",
-                        self.path,
-                        st.st_size,
-                        self.size,
-                        self.shape[0],
-                        self.shape[1],
-                    )
-                os.ftruncate(fd, self.size)
+            _verify(self.path, self.file_what, st, self.group, self._gid)
+            if st.st_size != self.file_bytes:
+                fd = self._fit_size(fd, st.st_size, at_start)
+                st = os.fstat(fd)
             _hand_over(self.path, st, self._gid, self.log, fd)
         except BaseException:
             os.close(fd)
@@ -411,22 +445,98 @@ class FrameReader:
         self._sem_ident[sem_name] = (st.st_dev, st.st_ino)
         return sem, created
 
-    def _release_lock(self) -> None:
+    # -- staying in place -----------------------------------------------------------------------------
+
+    def _reopen_moved_file(self) -> str | None:
+        """Re-open (re-creating) the frame file if it was removed or replaced: "removed" or "replaced", or None
+        if it is still the one open."""
+        ident = _ident(self.path)
+        if ident == _fd_ident(self._fd):
+            return None
+        fd = self._open_file()
+        os.close(self._fd)
+        self._fd = fd
+        return "removed" if ident is None else "replaced"
+
+    def _reopen_moved_semaphores(self) -> tuple[list[str], bool]:
+        """Re-open or re-create each semaphore that was removed or replaced (trouble logged rarely); the paths
+        of those re-opened, and whether this daemon created any of them."""
+        changed, created = [], False
+        for attr in self.semaphore_attrs:
+            old: posix_ipc.Semaphore = getattr(self, attr)
+            if not _semaphore_moved(old, self._sem_ident):
+                continue
+            try:
+                sem, made = self._open_semaphore(old.name)
+            except FrameError as exc:
+                self._log_rarely(logging.ERROR, f"sem {attr}", "%s", exc)
+                continue
+            setattr(self, attr, sem)
+            old.close()
+            changed.append(str(semaphore_path(old.name)))
+            created = created or made
+        return changed, created
+
+    def _log_rarely(self, level: int, key: str, msg: str, *args: object) -> None:
+        """Log ``msg`` unless the same kind of trouble was logged in the last QUIET seconds."""
+        now = time.monotonic()
+        if now >= self._quiet_until.get(key, 0.0):
+            self.log.log(level, msg, *args)
+            self._quiet_until[key] = now + QUIET
+
+    def close(self) -> None:
+        """Close the semaphores and file and release the lock; the frame and semaphores stay for writers."""
+        for attr in self.semaphore_attrs:
+            getattr(self, attr).close()
+        os.close(self._fd)
         os.close(self._lock_fd)
+
+
+class FrameReader(DaemonReader):
+    """The daemon's side of a shared frame: creates it, takes frames, paces writers.
+
+    Holds an exclusive lock on ``/dev/shm/<name>.lock`` so a second daemon on the same display fails
+    at start with a clear error instead of stealing frames. Refuses files and semaphores that neither its
+    user nor the display's ``group`` owns (see ``_untrusted_reason``), and about once a second checks that
+    its frame file and semaphores are still the ones it opened, re-creating them if they were removed.
+    """
+
+    done: posix_ipc.Semaphore
+
+    def __init__(self, name: str, height: int, width: int, log: logging.Logger, group: str = "") -> None:
+        self.shape = (height, width, 3)
+        self.size = height * width * 3
+        super().__init__(name, frame_path(name), lock_path(name), semaphore_names(name), self.size, log, group)
+        for sem in (self.ready, self.done):
+            stale = _drain(sem)
+            if stale:
+                log.info("drained %d stale count(s) from semaphore %s", stale, sem.name)
+        self.frame = np.zeros(self.shape, dtype=np.uint8)
+        self.frames_taken = 0
+        self.frames_skipped = 0
+        self._next_check = time.monotonic() + CHECK_EVERY
+
+    def _fit_size(self, fd: int, size: int, at_start: bool) -> int:
+        if at_start and size:
+            self.log.warning(
+                "%s was %d bytes, expected %d (%dx%d RGB): resized",
+                self.path,
+                size,
+                self.size,
+                self.shape[0],
+                self.shape[1],
+            )
+        os.ftruncate(fd, self.size)
+        return fd
 
     # -- staying in place -----------------------------------------------------------------------------
 
     def _check_file(self) -> None:
         """Re-open the frame file if a writer replaced it (a new inode) or it was removed."""
-        ident = _ident(self.path)
-        if ident == _fd_ident(self._fd):
-            return
-        fd = self._open_file()
-        os.close(self._fd)
-        self._fd = fd
-        if ident is None:
+        moved = self._reopen_moved_file()
+        if moved == "removed":
             self._log_rarely(logging.WARNING, "removed", "%s was removed while running: re-created", self.path)
-        else:
+        elif moved == "replaced":
             self._log_rarely(logging.INFO, "replaced", "%s was replaced by a writer: re-opened", self.path)
 
     def _check_in_place(self) -> None:
@@ -439,21 +549,7 @@ class FrameReader:
             self._check_file()
         except FrameError as exc:
             self._log_rarely(logging.ERROR, "file", "%s", exc)
-        changed, created = [], False
-        for attr in ("ready", "done"):
-            old: posix_ipc.Semaphore = getattr(self, attr)
-            before = self._sem_ident.get(old.name)
-            if before is not None and _ident(semaphore_path(old.name)) == before:
-                continue
-            try:
-                sem, made = self._open_semaphore(old.name)
-            except FrameError as exc:
-                self._log_rarely(logging.ERROR, f"sem {attr}", "%s", exc)
-                continue
-            setattr(self, attr, sem)
-            old.close()
-            changed.append(str(semaphore_path(old.name)))
-            created = created or made
+        changed, created = self._reopen_moved_semaphores()
         if changed:
             self.log.warning(
                 "%s removed while running (logind's RemoveIPC=yes does that when the user who made them logs"
@@ -461,13 +557,6 @@ class FrameReader:
                 " and ".join(changed),
                 "re-created" if created else "re-opened the new one(s) a writer made",
             )
-
-    def _log_rarely(self, level: int, key: str, msg: str, *args: object) -> None:
-        """Log ``msg`` unless the same kind of trouble was logged in the last QUIET seconds."""
-        now = time.monotonic()
-        if now >= self._quiet_until.get(key, 0.0):
-            self.log.log(level, msg, *args)
-            self._quiet_until[key] = now + QUIET
 
     # -- frames ---------------------------------------------------------------------------------------
 
@@ -523,15 +612,62 @@ class FrameReader:
         self.frames_taken += 1
         return self.frame
 
+
+class WriterSide:
+    """What the pattern programs' sides of the v1 and v2 frames share: a mapped frame file and two semaphores
+    (``ready`` and the daemon's, ``semaphore_attrs``), opened again when the daemon made them anew; closing
+    as a context manager.
+
+    Subclasses say how a semaphore is opened (``_open_semaphore``) and the frame file unmapped (``_unmap``).
+    """
+
+    semaphore_attrs: tuple[str, str] = ("ready", "done")
+
+    ready: posix_ipc.Semaphore
+
+    def _open_semaphore(self, sem_name: str, deadline: float) -> posix_ipc.Semaphore:
+        """Open the semaphore ``sem_name`` (waiting for it at most until ``deadline``), noting which file it is."""
+        raise NotImplementedError
+
+    def _unmap(self) -> None:
+        """Let go of the mapped frame file."""
+        raise NotImplementedError
+
+    def _open_semaphores(self, sem_names: tuple[str, str], deadline: float) -> None:
+        """Open the writer's semaphores; if one cannot be, close those opened and unmap the frame file."""
+        self._sem_ident: dict[str, Ident | None] = {}
+        with contextlib.ExitStack() as undo:
+            undo.callback(self._unmap)
+            for attr, sem_name in zip(self.semaphore_attrs, sem_names, strict=True):
+                sem = self._open_semaphore(sem_name, deadline)
+                setattr(self, attr, sem)
+                undo.callback(sem.close)
+            undo.pop_all()
+
+    def _check_semaphores(self) -> None:
+        """If a semaphore was removed or replaced (the daemon made it anew), open the current one."""
+        for attr in self.semaphore_attrs:
+            old: posix_ipc.Semaphore = getattr(self, attr)
+            if _semaphore_moved(old, self._sem_ident):
+                setattr(self, attr, self._open_semaphore(old.name, time.monotonic()))
+                old.close()
+
     def close(self) -> None:
-        """Close the semaphores and file and release the lock; the frame and semaphores stay for writers."""
-        self.ready.close()
-        self.done.close()
-        os.close(self._fd)
-        self._release_lock()
+        """Unmap the frame and close the semaphores (they and the file stay for the daemon)."""
+        self._unmap()
+        for attr in self.semaphore_attrs:
+            getattr(self, attr).close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
 
-class FrameWriter:
+class FrameWriter(WriterSide):
     """A pattern program's side of the shared frame: ``frame`` is a numpy view, ``flush()`` shows it.
 
     ``FrameWriter()`` writes to the display named by ``SKYSCREEN_NAME`` (default ``skyscreen``). The
@@ -548,6 +684,8 @@ class FrameWriter:
     ...     w.flush()
     """
 
+    done: posix_ipc.Semaphore
+
     def __init__(
         self,
         name: str | None = None,
@@ -559,7 +697,7 @@ class FrameWriter:
         env_file = os.environ.get("WRITER_FILE")
         if env_file:
             self.path = Path(env_file)
-            name = name or self.path.name.removesuffix(".frame")
+            name = name or self.path.name.removesuffix(FRAME_SUFFIX)
         else:
             name = name or os.environ.get("SKYSCREEN_NAME") or DEFAULT_NAME
             self.path = frame_path(name)
@@ -571,14 +709,7 @@ class FrameWriter:
         self._gid = _own_group_id(group)
         self._map, self._file = self._map_file()
         self.frame: np.ndarray = np.ndarray(self.shape, dtype=np.uint8, buffer=self._map)
-        self._sem_ident: dict[str, Ident | None] = {}
-        ready_name, done_name = semaphore_names(name)
-        with contextlib.ExitStack() as undo:
-            undo.callback(self._unmap)
-            self.ready = self._open_semaphore(ready_name)
-            undo.callback(self.ready.close)
-            self.done = self._open_semaphore(done_name)
-            undo.pop_all()
+        self._open_semaphores(semaphore_names(name), time.monotonic())
         _drain(self.done)
 
     def _map_file(self) -> tuple[mmap.mmap, Ident]:
@@ -599,7 +730,8 @@ class FrameWriter:
         finally:
             os.close(fd)
 
-    def _open_semaphore(self, sem_name: str) -> posix_ipc.Semaphore:
+    def _open_semaphore(self, sem_name: str, deadline: float) -> posix_ipc.Semaphore:
+        """Open or create the semaphore (a v1 writer makes a missing one itself: it never waits for ``deadline``)."""
         sem, _ = _open_semaphore(sem_name, self._gid, self.group)
         self._sem_ident[sem_name] = _ident(semaphore_path(sem_name))
         return sem
@@ -613,16 +745,6 @@ class FrameWriter:
         frame[:] = self.frame
         self._unmap()
         self._map, self._file, self.frame = mapping, ident, frame
-
-    def _check_semaphores(self) -> None:
-        """If a semaphore was removed or replaced (the daemon re-created it), open the current one."""
-        for attr in ("ready", "done"):
-            old: posix_ipc.Semaphore = getattr(self, attr)
-            before = self._sem_ident.get(old.name)
-            if before is not None and _ident(semaphore_path(old.name)) == before:
-                continue
-            setattr(self, attr, self._open_semaphore(old.name))
-            old.close()
 
     def flush(self, timeout: float | None = None) -> bool:
         """Hand the frame to the daemon and wait until it has been copied.
@@ -655,17 +777,3 @@ class FrameWriter:
         self.frame = np.empty((0, 0, 3), dtype=np.uint8)
         with contextlib.suppress(BufferError):  # someone still holds a view: the mapping goes with it
             self._map.close()
-
-    def close(self) -> None:
-        """Unmap the frame and close the semaphores (they and the file stay for the daemon)."""
-        self._unmap()
-        self.ready.close()
-        self.done.close()
-
-    def __enter__(self) -> FrameWriter:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
