@@ -1,10 +1,16 @@
 """Network inputs ([[inputs]]): DDP, E1.31 (sACN), Art-Net and OpenPixelControl as sources of the mixer.
 
-Each input is a thin asyncio shell on the daemon's network runtime around a pure receiver
-(skyscreen_hw.protocols.*_receiver, opc): the shell owns the socket, the allow-list and the counters;
-the receiver owns the protocol's rules and the image (the display's bytes as the senders define them
-now; only whole, synchronized states land there). After each drained burst of datagrams (not per
-packet) a changed image is copied into the source's back buffer and delivered to the mixer: one copy.
+Each input is a thin shell around a pure receiver (skyscreen_hw.protocols.*_receiver, opc): the shell
+owns the sockets, the allow-list and the counters; the receiver owns the protocol's rules and the image
+(the display's bytes as the senders define them now; only whole, synchronized states land there). After
+each drained burst of datagrams (not per packet) a changed image is copied into the source's back buffer
+and delivered to the mixer: one copy.
+
+Threads: the daemon's network runtime (its one asyncio loop) opens and closes every input's sockets and
+runs OPC's TCP connections and timer. Each UDP input (DDP, E1.31, Art-Net) reads its sockets on a receive
+thread of its own (skyscreen_hw.sources.receive_thread, named after the input): poll, recvmmsg, parse,
+deliver, and its timer, with no event-loop round trip a frame. Only that thread changes the receiver;
+STATUS reads the counters from other threads.
 
 ``address = "frame"``: the channels are the frame's bytes (row-major RGB, mapped through the layout like
 the shared frame); ``address = "leds"``: the channels are LEDs in wiring order (what xLights, FPP and WLED
@@ -47,6 +53,7 @@ from skyscreen_hw.protocols.artnet_receiver import ArtnetReceiver
 from skyscreen_hw.protocols.ddp_receiver import DdpReceiver
 from skyscreen_hw.protocols.e131_receiver import E131Receiver
 from skyscreen_hw.protocols.universe_receiver import MALFORMED, NOT_ALLOWED, OVERRUN, Receiver, UniversePlan
+from skyscreen_hw.sources.receive_thread import ReceiveThread
 from skyscreen_hw.sources.udp_input import SLOT_BYTES, BatchReader, enable_gro
 
 TICK = 0.25  # seconds between timer runs: sync loss, rates, slow OPC clients, receive-buffer overruns
@@ -212,7 +219,13 @@ class InputSource(Source):
             np.copyto(back, receiver.image[: back.size])
             self.mixer.deliver(self)
 
-    # -- the timer (on the loop) ----------------------------------------------------------------------
+    # -- the timer (OPC: on the loop; UDP: on the receive thread) ------------------------------------------
+
+    def tick(self, now: float) -> None:
+        """Every TICK seconds: the kind's checks, the rates' history, the receiver's timers and a delivery."""
+        self.timer(now)
+        self._history.append((now, self.receiver.packets, self.stats.frames))
+        self.after_burst(now)
 
     def _start_timer(self) -> None:
         loop = asyncio.get_running_loop()
@@ -221,10 +234,7 @@ class InputSource(Source):
     def _on_timer(self) -> None:
         if self._closed:
             return
-        now = time.monotonic()
-        self.timer(now)
-        self._history.append((now, self.receiver.packets, self.stats.frames))
-        self.after_burst(now)
+        self.tick(time.monotonic())
         self._start_timer()
 
     def timer(self, now: float) -> None:
@@ -314,7 +324,8 @@ def socket_drops(sock: socket.socket) -> int | None:
 
 
 class UdpInput(InputSource):
-    """A UDP input: drains its socket(s) when readable, hands each allowed datagram to the receiver."""
+    """A UDP input: its receive thread drains its socket(s) when readable and hands each allowed datagram
+    to the receiver; the loop only opens and closes the sockets."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -326,14 +337,12 @@ class UdpInput(InputSource):
         self.port = 0
         self.reader: BatchReader | None = None
         self._defer = False  # wait DRAIN_DELAY after the first datagram, then drain the burst at once
-        self._draining: asyncio.TimerHandle | None = None
-        self._parked = False  # the socket is out of the loop's readers until the pending drain
+        self.thread: ReceiveThread | None = None
         self._overrun_ticks: collections.deque[float] = collections.deque(maxlen=OVERRUN_TICKS)
 
     batched = False  # the receiver has batch(): read with recvmmsg, parse runs of packets at once
 
     async def _open(self) -> None:
-        loop = asyncio.get_running_loop()
         try:
             first = _udp_socket(self.config.bind, self.config.port, reuse=self.reuse_address)
             self.sockets.append(first)
@@ -344,13 +353,12 @@ class UdpInput(InputSource):
                 enable_gro(first)
                 self.reader = BatchReader.make(first)
                 self._defer = first.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= DEFER_BUFFER
-            for sock in self.sockets:
-                loop.add_reader(sock.fileno(), self._on_readable, sock)
+            self._drops_base = socket_drops(first) or 0
+            self.thread = ReceiveThread(self.name, self.sockets, self._on_readable, self.tick, TICK, self.log)
+            self.thread.start()
         except BaseException:
             await self._close()
             raise
-        self._drops_base = socket_drops(self.sockets[0]) or 0
-        self._start_timer()
 
     reuse_address = False
 
@@ -359,37 +367,29 @@ class UdpInput(InputSource):
 
     async def _close(self) -> None:
         await super()._close()
-        if self._draining is not None:
-            self._draining.cancel()
-            self._draining = None
+        thread, self.thread = self.thread, None
+        if thread is not None and not thread.stop():
+            self.log.warning("%s: the receive thread did not end; its sockets stay open", self.name)
+            return
         self.reader = None
-        loop = asyncio.get_running_loop()
         for sock in self.sockets:
-            with contextlib.suppress(ValueError, OSError):
-                loop.remove_reader(sock.fileno())
             sock.close()
         for sock in self.memberships:
             sock.close()
         self.sockets, self.memberships = [], []
 
     def _on_readable(self, sock: socket.socket) -> None:
-        if self.reader is not None and sock is self.sockets[0]:
-            if self._defer:  # the burst goes on arriving: take it whole in a moment, in one drain
-                loop = asyncio.get_running_loop()
-                loop.remove_reader(sock.fileno())
-                self._parked = True
-                self._draining = loop.call_later(DRAIN_DELAY, self._drain, sock)
-            else:
-                self._drain(sock)
+        """On the receive thread: ``sock`` has datagrams waiting."""
+        reader, thread = self.reader, self.thread
+        if reader is not None and sock is self.sockets[0]:
+            # the burst goes on arriving: take it whole in a moment, in one drain
+            if not self._defer or thread is None or thread.pause(DRAIN_DELAY):
+                self._drain(reader, sock)
             return
         self._read_each(sock)
 
-    def _drain(self, sock: socket.socket) -> None:
-        """Every datagram waiting, many a system call, parsed run by run; then the reader is back."""
-        self._draining = None
-        reader = self.reader
-        if reader is None or self._closed:
-            return
+    def _drain(self, reader: BatchReader, sock: socket.socket) -> None:
+        """Every datagram waiting, many a system call, parsed run by run."""
         now = time.monotonic()
         try:
             for _ in range(BURST // reader.slots + 1):
@@ -401,9 +401,6 @@ class UdpInput(InputSource):
         except OSError as exc:  # an ICMP error for a reply we sent: nothing more to read now
             self.log.debug("%s: %s", self.name, exc)
         self.after_burst(now)
-        if self._parked:
-            self._parked = False
-            asyncio.get_running_loop().add_reader(sock.fileno(), self._on_readable, sock)
 
     def _runs(self, reader: BatchReader, n: int, now: float, sock: socket.socket) -> None:
         """Datagrams 0 .. n-1 of ``reader`` to the receiver as runs of equal-length packets, in order."""
