@@ -104,3 +104,47 @@ def test_ddp_batch_equals_one_at_a_time(seed: int) -> None:
     assert np.array_equal(one.image, many.image)
     assert one.packets == many.packets and one.pushes == many.pushes
     assert dict(one.dropped) == dict(many.dropped)
+
+
+def _ddp_frame(rng: np.random.Generator, size: int, per: int, first: int = 0) -> list[bytes]:
+    """A sender's frame: packets one after the other from ``first`` to the display's end, push on the last."""
+    offsets = list(range(first, size - per + 1, per))
+    return [
+        ddp.packet(rng.integers(0, 256, per, dtype=np.uint8).tobytes(), o, push=i == len(offsets) - 1, sequence=i % 16)
+        for i, o in enumerate(offsets)
+    ]
+
+
+SPOILERS = {
+    "none": lambda p: p,
+    "offset": lambda p: p[:4] + (int.from_bytes(p[4:8], "big") + 3).to_bytes(4, "big") + p[8:],
+    "push": lambda p: bytes([p[0] | ddp.FLAG_PUSH]) + p[1:],
+    "timecode": lambda p: bytes([p[0] | ddp.FLAG_TIMECODE]) + p[1:],
+    "type": lambda p: p[:2] + bytes([0x01]) + p[3:],
+    "rgbw": lambda p: p[:2] + bytes([ddp.TYPE_RGBW8]) + p[3:],
+    "id": lambda p: p[:3] + bytes([7]) + p[4:],
+    "length": lambda p: p[:8] + (int.from_bytes(p[8:10], "big") - 3).to_bytes(2, "big") + p[10:],
+}
+
+
+@pytest.mark.parametrize("spoiler", sorted(SPOILERS))
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+def test_ddp_whole_frames_in_a_batch_equal_one_at_a_time(spoiler: str, where: str) -> None:
+    """The frame fast path (headers compared with the ones a frame has) takes exactly what the rules take,
+    also when one packet of the frame differs in one field."""
+    rng = np.random.default_rng(7)
+    size, per = 3 * 300, 90
+    one, many = DdpReceiver(size), DdpReceiver(size)
+    packets: list[tuple[float, bytes]] = []
+    now = 1.0
+    for frame in range(4):
+        run = _ddp_frame(rng, size, per, first=per if frame == 3 else 0)  # the last frame from the 2nd packet
+        if frame == 2:
+            at = {"first": 0, "middle": len(run) // 2, "last": len(run) - 1}[where]
+            run[at] = SPOILERS[spoiler](run[at])
+        packets += [(now, p) for p in run]
+        now += 0.02
+    feed_both(one, many, packets)
+    assert np.array_equal(one.image, many.image)
+    assert one.packets == many.packets and one.pushes == many.pushes
+    assert dict(one.dropped) == dict(many.dropped)

@@ -22,7 +22,8 @@ from skyscreen_hw.protocols.universe_receiver import IGNORED, MALFORMED, PAST_TH
 DESTINATION_CONFIG, DESTINATION_STATUS = 250, 251
 RGB_TYPES = frozenset({0x00, 0x01, ddp.TYPE_RGB8})
 REPLY_FLAGS = ddp.VERSION_1 | ddp.FLAG_REPLY | ddp.FLAG_PUSH
-_FRAME_COLUMNS = [0, 2, 3, 8, 9]  # flags, data type, ID, length: alike in every packet of a frame but the last
+_FRAME_FIELDS = slice(2, ddp.HEADER_BYTES)  # data type, ID, offset, length: what a frame's packets say apart
+_PLAIN_FLAGS = bytes([ddp.VERSION_1])  # every packet of a frame but the last: version 1, no flag
 
 
 def status_reply(sequence: int, status: Mapping[str, object]) -> bytes:
@@ -45,8 +46,8 @@ class DdpReceiver(Receiver):
         self.last_push = -1.0  # when the last push arrived; -1 = never: data lands at once
         self.pushes = 0
         self.replies: list[bytes] = []  # replies ``batch`` made (status queries), for the shell to send
-        self._offsets_key: tuple[int, int, int] | None = None
-        self._offsets = np.zeros((0, 4), dtype=np.uint8)
+        self._fields_key: tuple[bytes, int, int] | None = None
+        self._fields = b""
 
     @property
     def push_mode(self) -> bool:
@@ -142,29 +143,27 @@ class DdpReceiver(Receiver):
             start = end + 1
 
     def _frame(self, packets: np.ndarray, sender: object, now: float) -> bool:
-        """The usual run in a few numpy steps: RGB packets one after the other from the first one's
-        offset, wholly inside the display, no flags but a push on the last one. False (nothing done) otherwise."""
+        """The usual run in a few steps: RGB packets one after the other from the first one's offset,
+        wholly inside the display, no flags but a push on the last one. False (nothing done) otherwise.
+        The headers are compared as bytes with the ones such a run has (made once): a wake-up runs cold,
+        where every numpy step costs several microseconds."""
         count, length = packets.shape
         width = length - ddp.HEADER_BYTES
-        head = [int(b) for b in packets[0, :ddp.HEADER_BYTES]]
+        head = packets[0, : ddp.HEADER_BYTES].tobytes()
         last = int(packets[-1, 0])
-        first = int.from_bytes(bytes(head[4:8]), "big")
+        first = int.from_bytes(head[4:8], "big")
         if (
             head[0] != ddp.VERSION_1
             or last & ~ddp.FLAG_PUSH != ddp.VERSION_1
             or head[2] not in RGB_TYPES
             or head[3] not in (ddp.DESTINATION_DISPLAY, ddp.DESTINATION_ALL)
-            or (head[8] << 8 | head[9]) != width
+            or int.from_bytes(head[8:10], "big") != width
             or first + count * width > self.size
         ):
             return False
-        expect = self._expected(first, count, width)
-        columns = packets[:-1, _FRAME_COLUMNS]  # flags, type, ID, length of all but the last
-        if not (columns == np.array([head[i] for i in _FRAME_COLUMNS], dtype=np.uint8)).all():
+        if packets[:, _FRAME_FIELDS].tobytes() != self._expected(head, count, width):
             return False
-        if not (packets[:, 4:8] == expect).all():  # the offsets, one packet after the other
-            return False
-        if any(int(packets[-1, i]) != head[i] for i in (2, 3, 8, 9)):
+        if packets[:-1, 0].tobytes() != _PLAIN_FLAGS * (count - 1):
             return False
         self.heard(sender, now)
         self._rows(first, packets[:, ddp.HEADER_BYTES :], bool(last & ddp.FLAG_PUSH), now)
@@ -192,14 +191,16 @@ class DdpReceiver(Receiver):
             self.changed = True
         target[first:end].reshape(data.shape)[...] = data
 
-    def _expected(self, first: int, count: int, width: int) -> np.ndarray:
-        """The offsets of ``count`` packets of ``width`` bytes from ``first``, as header bytes (cached)."""
-        key = (first, count, width)
-        if self._offsets_key != key:
-            offsets = first + np.arange(count, dtype=np.int64) * width
-            self._offsets = offsets.astype(">u4").view(np.uint8).reshape(count, 4)
-            self._offsets_key = key
-        return self._offsets
+    def _expected(self, head: bytes, count: int, width: int) -> bytes:
+        """Header bytes 2-9 (data type, ID, offset, length) of ``count`` packets of ``width`` bytes one
+        after the other from the offset in ``head``, the first packet's header (cached)."""
+        key = (head[_FRAME_FIELDS], count, width)
+        if self._fields_key != key:
+            fields = np.tile(np.frombuffer(head[_FRAME_FIELDS], dtype=np.uint8), (count, 1))
+            offsets = int.from_bytes(head[4:8], "big") + np.arange(count, dtype=np.int64) * width
+            fields[:, 2:6] = offsets.astype(">u4").view(np.uint8).reshape(count, 4)
+            self._fields, self._fields_key = fields.tobytes(), key
+        return self._fields
 
     def _vouch(self, packets: np.ndarray) -> bool:
         """Every packet: version 1, no timecode, storage, reply or query flag, the first's data type, the
