@@ -148,3 +148,59 @@ def test_ddp_whole_frames_in_a_batch_equal_one_at_a_time(spoiler: str, where: st
     assert np.array_equal(one.image, many.image)
     assert one.packets == many.packets and one.pushes == many.pushes
     assert dict(one.dropped) == dict(many.dropped)
+
+
+E131_SPOILERS = {
+    "none": lambda run: run,
+    "late": lambda run: [run[0], run[1][:111] + bytes([(run[1][111] - 1) % 256]) + run[1][112:], *run[2:]],
+    "swapped": lambda run: [
+        run[1][:113] + run[0][113:115] + run[1][115:],
+        run[0][:113] + run[1][113:115] + run[0][115:],
+        *run[2:],
+    ],
+    "foreign": lambda run: [*run[:-2], run[-2][:113] + (999).to_bytes(2, "big") + run[-2][115:], run[-1]],
+    "priority": lambda run: [run[0][:108] + bytes([150]) + run[0][109:], *run[1:]],
+    "sync": lambda run: [p[:109] + (7).to_bytes(2, "big") + p[111:] for p in run],
+}
+
+
+@pytest.mark.parametrize("spoiler", sorted(E131_SPOILERS))
+@pytest.mark.parametrize("rival", [False, True])
+def test_e131_whole_frames_in_a_batch_equal_one_at_a_time(spoiler: str, rival: bool) -> None:
+    """A sender's frame (universes one after the other, the last one short, as the inputs hand it over:
+    a run and a run of one) through the fast path takes exactly what the rules take, also with one packet
+    late, out of place, foreign or of another priority, with sync, and beside a higher-priority rival."""
+    rng = np.random.default_rng(11)
+    plan = UniversePlan(first=3, per=30, size=5 * 30 + 12)
+    one, many = E131Receiver(plan), E131Receiver(plan)
+    main, other = uuid.UUID(int=1), uuid.UUID(int=2)
+    packets: list[tuple[float, bytes]] = []
+    now = 1.0
+    for frame in range(4):
+        run = [
+            e131.data_packet(
+                main,
+                "m",
+                plan.first + u,
+                rng.integers(0, 256, min(plan.per, plan.size - u * plan.per), dtype=np.uint8).tobytes(),
+                sequence=frame,
+            )
+            for u in range(plan.count)
+        ]
+        if frame == 2:
+            run = E131_SPOILERS[spoiler](run)
+        if rival and frame >= 1:
+            packets.append(
+                (now, e131.data_packet(other, "r", plan.first + 2, bytes(plan.per), priority=150, sequence=frame))
+            )
+        packets += [(now, p) for p in run]
+        if spoiler == "sync" and frame == 2:
+            packets.append((now, e131.sync_packet(main, 7, sequence=frame)))
+        now += 0.02
+    feed_both(one, many, packets)
+    assert np.array_equal(one.image, many.image)
+    assert one.packets == many.packets
+    assert dict(one.dropped) == dict(many.dropped)
+    for cid, k in one.cids.items():
+        j = many.cids[cid]
+        assert np.array_equal(one.heard_at[k], many.heard_at[j]) and np.array_equal(one.sequence[k], many.sequence[j])

@@ -122,10 +122,9 @@ class DdpReceiver(Receiver):
         pushes honoured where they fall. Anything else goes through ``datagram`` one by one, in order.
         """
         count, length = packets.shape
-        kind = int(packets[0, 2]) if count else 0
         if count >= 2 and length > ddp.HEADER_BYTES and self._frame(packets, sender, now):
             return
-        if count < 2 or length <= ddp.HEADER_BYTES or kind not in RGB_TYPES or not self._vouch(packets):
+        if count < 2 or length <= ddp.HEADER_BYTES or int(packets[0, 2]) not in RGB_TYPES or not self._vouch(packets):
             for row in packets:
                 reply = self.datagram(row.tobytes(), sender, now)
                 if reply is not None:

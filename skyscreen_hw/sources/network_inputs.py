@@ -404,14 +404,17 @@ class UdpInput(InputSource):
 
     def _runs(self, reader: BatchReader, n: int, now: float, sock: socket.socket) -> None:
         """Datagrams 0 .. n-1 of ``reader`` to the receiver as runs of equal-length packets, in order."""
-        length = reader.plain_run(n)
-        if length:  # the usual: a sender's frame, packets alike
+        length, last = reader.plain_run(n)
+        if length:  # the usual: a sender's frame, packets alike but maybe the last (E1.31's last universe)
             sender = reader.sender(0)
-            if self.allowed(sender[0]):
-                self._batch(reader.buffer[:n, :length], sender, now, sock)
-            else:
+            if not self.allowed(sender[0]):
                 for _ in range(n):
                     self.refuse(sender[0])
+            elif last == length:
+                self._batch(reader.buffer[:n, :length], sender, now, sock)
+            else:
+                self._batch(reader.buffer[: n - 1, :length], sender, now, sock)
+                self._batch(reader.buffer[n - 1 : n, :last], sender, now, sock)
             return
         size = reader.gro_run(n)
         if size:  # a segmentation-offload sender's frame: its packets end to end, in order
@@ -453,9 +456,6 @@ class UdpInput(InputSource):
 
     def _batch(self, packets: np.ndarray, sender: Any, now: float, sock: socket.socket) -> None:
         receiver: Any = self.receiver
-        if packets.shape[0] == 1:
-            self.handle(memoryview(packets[0].tobytes()), sender, now, sock)
-            return
         receiver.batch(packets, sender, now)
         for reply in getattr(receiver, "replies", ()):
             with contextlib.suppress(OSError):

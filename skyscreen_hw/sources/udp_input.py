@@ -199,17 +199,23 @@ class BatchReader:
             out[hit] = value[hit]
         return out
 
-    def plain_run(self, n: int) -> int:
-        """The length of datagrams 0 .. n-1 when they are all alike: plain (no GRO, not cut short), equally
-        long and from one sender (a sender's frame); 0 when they are not. Compared as bytes: a wake-up
-        runs cold, where every numpy step costs several microseconds."""
+    def plain_run(self, n: int) -> tuple[int, int]:
+        """A sender's frame: (the length of datagrams 0 .. n-2, the length of datagram n-1) when all are
+        plain (no GRO, not cut short) and from one sender, and all but the last equally long (the last
+        may be shorter or longer: E1.31's last universe); (0, 0) when they are not. Compared as bytes: a
+        wake-up runs cold, where every numpy step costs several microseconds."""
         tails = self._tails[:n]
         written = tails.tobytes()
         first = written[:_TAIL_BYTES]
-        if not first.startswith(_PLAIN_PREFIX) or written != first * n:
-            return 0
+        body = (n - 1) * _TAIL_BYTES
+        if not first.startswith(_PLAIN_PREFIX) or written[:body] != first * (n - 1):
+            return 0, 0
+        if not written.startswith(_PLAIN_PREFIX, body):
+            return 0, 0
         names = self.names[:n].tobytes()
-        return int(tails[0, _LEN_WORD]) if names == names[:NAME_BYTES] * n else 0
+        if names != names[:NAME_BYTES] * n:
+            return 0, 0
+        return int(tails[0, _LEN_WORD]), int(tails[n - 1, _LEN_WORD])
 
     def gro_run(self, n: int) -> int:
         """The GRO segment size when datagrams 0 .. n-1 are all GRO datagrams of whole segments of that
