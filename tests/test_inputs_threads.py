@@ -93,3 +93,17 @@ def test_stop_wakes_a_pause_at_once() -> None:
     assert thread.stop()
     assert time.monotonic() - started < PROMPT
     assert not thread.pause(10.0), "a pause after stop returns at once"
+
+
+def test_without_recvmmsg_the_thread_reads_one_datagram_at_a_time(input_rig, monkeypatch) -> None:
+    from skyscreen_hw.sources import network_inputs
+
+    monkeypatch.setattr(network_inputs.BatchReader, "make", classmethod(lambda cls, sock, *a: None))
+    source = input_rig.start(DdpInputConfig(bind=LOOPBACK, port=0))
+    assert source.reader is None
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as out:
+        out.sendto(ddp.packet(bytes(range(12)), 0), (LOOPBACK, source.port))
+        out.sendto(ddp.packet(bytes(range(12, 24)), 12, push=True), (LOOPBACK, source.port))
+    expected = list(range(24))
+    input_rig.until(lambda: [int(v) for v in source.front.reshape(-1)] == expected, what="both datagrams landed")
+    assert source.receiver.packets == 2 and source.dropped() == {}
