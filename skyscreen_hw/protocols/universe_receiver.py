@@ -87,7 +87,8 @@ class Receiver:
         senders[sender] = now
 
     def senders_live(self, now: float) -> int:
-        return sum(1 for t in self.senders.values() if now - t <= SILENCE)
+        heard = list(self.senders.values())  # one step: STATUS reads this while the input's thread adds senders
+        return sum(1 for t in heard if now - t <= SILENCE)
 
     def take(self) -> bool:
         """Whether the image changed since the last take (and mark it taken)."""

@@ -352,7 +352,7 @@ class UdpInput(InputSource):
             if self.batched:
                 enable_gro(first)
                 self.reader = BatchReader.make(first)
-                self._defer = first.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= DEFER_BUFFER
+            self._defer = first.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= DEFER_BUFFER
             self._drops_base = socket_drops(first) or 0
             self.thread = ReceiveThread(self.name, self.sockets, self._on_readable, self.tick, TICK, self.log)
             self.thread.start()
@@ -381,12 +381,16 @@ class UdpInput(InputSource):
     def _on_readable(self, sock: socket.socket) -> None:
         """On the receive thread: ``sock`` has datagrams waiting."""
         reader, thread = self.reader, self.thread
-        if reader is not None and sock is self.sockets[0]:
-            # the burst goes on arriving: take it whole in a moment, in one drain
-            if not self._defer or thread is None or thread.pause(DRAIN_DELAY):
-                self._drain(reader, sock)
+        if sock is not self.sockets[0]:
+            self._read_each(sock)
             return
-        self._read_each(sock)
+        # the burst goes on arriving: take it whole in a moment (one delivery a frame, not a torn one)
+        if self._defer and thread is not None and not thread.pause(DRAIN_DELAY):
+            return  # closing
+        if reader is not None:
+            self._drain(reader, sock)
+        else:
+            self._read_each(sock)
 
     def _drain(self, reader: BatchReader, sock: socket.socket) -> None:
         """Every datagram waiting, many a system call, parsed run by run."""
