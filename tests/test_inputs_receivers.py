@@ -204,3 +204,56 @@ def test_e131_whole_frames_in_a_batch_equal_one_at_a_time(spoiler: str, rival: b
     for cid, k in one.cids.items():
         j = many.cids[cid]
         assert np.array_equal(one.heard_at[k], many.heard_at[j]) and np.array_equal(one.sequence[k], many.sequence[j])
+
+
+class LentBuffers:
+    """The shell's front and back buffers around a receiver that lends its image, as the inputs do it:
+    at each take the back buffer is delivered (the two swap) and the receiver is lent the next one."""
+
+    def __init__(self, receiver: DdpReceiver) -> None:
+        self.receiver = receiver
+        self.front = np.zeros(receiver.size, dtype=np.uint8)
+        self.back = np.full(receiver.size, 77, dtype=np.uint8)  # never shown: must not leak into a picture
+        receiver.rebase(self.back, self.front)
+
+    def deliver(self) -> None:
+        if self.receiver.take():
+            self.front, self.back = self.back, self.front
+            self.back[:] = 99  # the clock only reads the front; whatever the back holds is overwritten or refreshed
+            self.receiver.rebase(self.back, self.front)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_ddp_lending_its_image_delivers_what_its_own_image_holds(seed: int) -> None:
+    """Each delivered picture equals the image of a receiver that keeps its own, on random streams of
+    whole frames, partial writes, pushes and scattered packets (refreshed before any partial use)."""
+    rng = np.random.default_rng(300 + seed)
+    size = 3 * int(rng.integers(10, 400))
+    own, lent = DdpReceiver(size), DdpReceiver(size)
+    shell = LentBuffers(lent)
+    now = 10.0
+    for _frame in range(40):
+        now += float(rng.choice([0.02, 0.02, 3.0]))
+        per = int(rng.choice([3, 30, 300, size]))
+        if rng.random() < 0.5:
+            packets = _ddp_frame(rng, size, per)  # whole frames, the fast path
+        else:
+            offsets = sorted(rng.integers(0, size, int(rng.integers(1, 5))).tolist())
+            push_at = int(rng.choice([len(offsets) - 1, -1]))
+            packets = [
+                ddp.packet(rng.integers(0, 256, per, dtype=np.uint8).tobytes(), o, push=i == push_at)
+                for i, o in enumerate(offsets)
+            ]
+        if not packets:
+            continue
+        for packet in packets:
+            own.datagram(packet, ("127.0.0.1", 1), now)
+        for run in runs(packets):
+            lent.batch(np.array([np.frombuffer(p, dtype=np.uint8) for p in run]), ("127.0.0.1", 1), now)
+        own.tick(now)
+        lent.tick(now)
+        changed = own.take()
+        shell.deliver()
+        if changed:
+            assert np.array_equal(shell.front, own.image), f"frame {_frame}"
+    assert own.packets == lent.packets and own.pushes == lent.pushes

@@ -35,7 +35,15 @@ def status_reply(sequence: int, status: Mapping[str, object]) -> bytes:
 
 
 class DdpReceiver(Receiver):
-    """DDP datagrams into the display's ``size`` bytes (RGB, 3 a pixel)."""
+    """DDP datagrams into the display's ``size`` bytes (RGB, 3 a pixel).
+
+    Its image may be the source's back buffer itself (``lends_image``): after each delivery the shell
+    hands it the next back buffer with ``rebase``; that buffer holds an older picture, so it is refreshed
+    from the one delivered before any part of it is read or written, unless a frame writes it whole (the
+    usual case: no copy at all between the packets and the mixer).
+    """
+
+    lends_image = True
 
     def __init__(self, size: int, status: Mapping[str, object] | None = None) -> None:
         super().__init__(size)
@@ -48,6 +56,28 @@ class DdpReceiver(Receiver):
         self.replies: list[bytes] = []  # replies ``batch`` made (status queries), for the shell to send
         self._fields_key: tuple[bytes, int, int] | None = None
         self._fields = b""
+        self._picture: np.ndarray | None = None  # what ``image`` must be refreshed from before use; None: fresh
+
+    def rebase(self, image: np.ndarray, picture: np.ndarray) -> None:
+        """``image`` (``size`` bytes, holding an older picture) is the image from now on; ``picture`` is
+        what the image was (the delivered buffer: only read, and only before the next delivery)."""
+        if image.size != self.size or picture.size != self.size:
+            raise ValueError(f"DDP receiver: an image of {image.size} bytes for a display of {self.size}")
+        self.image, self._picture = image, picture
+
+    def _fresh(self) -> np.ndarray:
+        """The image, refreshed from the delivered picture first if it was rebased since."""
+        if self._picture is not None:
+            np.copyto(self.image, self._picture)
+            self._picture = None
+        return self.image
+
+    def _target(self, first: int, end: int) -> np.ndarray:
+        """The image, for bytes ``first`` .. ``end`` to be written next: refreshed unless they are all of it."""
+        if first == 0 and end >= self.size:
+            self._picture = None  # written whole: the older picture goes anyway
+            return self.image
+        return self._fresh()
 
     @property
     def push_mode(self) -> bool:
@@ -102,7 +132,7 @@ class DdpReceiver(Receiver):
             self.last_push = now
             self.pushes += 1
         if not self.push_mode:
-            self.image[start:end] = pixels[: end - start]
+            self._target(start, end)[start:end] = pixels[: end - start]
             self.changed = True
             return
         if end > start:
@@ -175,7 +205,7 @@ class DdpReceiver(Receiver):
         if push:
             if self.push_mode:
                 self._land()
-            target = self.image
+            target = self._target(first, end)
             self.changed = True
             self.synced = False
             self.lo, self.hi = self.size, 0
@@ -186,7 +216,7 @@ class DdpReceiver(Receiver):
             target = self.pending
             self.lo, self.hi = min(self.lo, first), max(self.hi, end)
         else:
-            target = self.image
+            target = self._target(first, end)
             self.changed = True
         target[first:end].reshape(data.shape)[...] = data
 
@@ -224,7 +254,7 @@ class DdpReceiver(Receiver):
         if push:
             if self.push_mode:
                 self._land()  # what waited lands first; this run comes after it
-            self._scatter(self.image, offsets, data)
+            self._scatter(self._fresh(), offsets, data)
             self.changed = True
             self.synced = False  # pending is refreshed from the image when data next waits in it
             self.lo, self.hi = self.size, 0
@@ -235,7 +265,7 @@ class DdpReceiver(Receiver):
             lo, hi = self._scatter(self.pending, offsets, data)
             self.lo, self.hi = min(self.lo, lo), max(self.hi, hi)
         else:
-            self._scatter(self.image, offsets, data)
+            self._scatter(self._fresh(), offsets, data)
             self.changed = True
 
     def _scatter(self, target: np.ndarray, offsets: np.ndarray, data: np.ndarray) -> tuple[int, int]:
@@ -261,12 +291,12 @@ class DdpReceiver(Receiver):
     def _sync_pending(self) -> None:
         """``pending`` is the image plus what waits: made so before data first waits there after a push."""
         if not self.synced:
-            self.pending[:] = self.image
+            self.pending[:] = self._fresh()
             self.synced = True
 
     def _land(self) -> None:
         if self.hi > self.lo:
-            self.image[self.lo : self.hi] = self.pending[self.lo : self.hi]
+            self._fresh()[self.lo : self.hi] = self.pending[self.lo : self.hi]
             self.changed = True
         self.lo, self.hi = self.size, 0
 

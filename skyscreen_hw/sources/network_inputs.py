@@ -4,7 +4,8 @@ Each input is a thin shell around a pure receiver (skyscreen_hw.protocols.*_rece
 owns the sockets, the allow-list and the counters; the receiver owns the protocol's rules and the image
 (the display's bytes as the senders define them now; only whole, synchronized states land there). After
 each drained burst of datagrams (not per packet) a changed image is copied into the source's back buffer
-and delivered to the mixer: one copy.
+and delivered to the mixer: one copy. DDP's receiver builds its image in the back buffer itself (it is
+lent the next one at each delivery): no copy between the packets and the mixer.
 
 Threads: the daemon's network runtime (its one asyncio loop) opens and closes every input's sockets and
 runs OPC's TCP connections and timer. Each UDP input (DDP, E1.31, Art-Net) reads its sockets on a receive
@@ -133,6 +134,8 @@ class InputSource(Source):
         self.config = config
         self.key = f"[[inputs]] #{number} ({config.type})"
         self.receiver = receiver
+        if receiver.lends_image:  # it builds each picture in the back buffer itself
+            receiver.rebase(self.back.reshape(-1), self.front.reshape(-1))
         self.mixer = mixer
         self.runtime = runtime
         self.log = log
@@ -214,10 +217,15 @@ class InputSource(Source):
                 self.log.warning("%s: dropping %s packets: %s (counted in STATUS)", self.name, kind, detail)
             receiver.notices.clear()
         receiver.tick(now)
-        if receiver.take():
-            back = self.back.reshape(-1)  # a view: the buffers swap at each delivery
-            np.copyto(back, receiver.image[: back.size])
+        if not receiver.take():
+            return
+        if receiver.lends_image:  # the picture is in the back buffer already: deliver, lend the next one
             self.mixer.deliver(self)
+            receiver.rebase(self.back.reshape(-1), self.front.reshape(-1))
+            return
+        back = self.back.reshape(-1)  # a view: the buffers swap at each delivery
+        np.copyto(back, receiver.image[: back.size])
+        self.mixer.deliver(self)
 
     # -- the timer (OPC: on the loop; UDP: on the receive thread) ------------------------------------------
 
