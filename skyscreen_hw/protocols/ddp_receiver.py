@@ -22,7 +22,8 @@ from skyscreen_hw.protocols.universe_receiver import IGNORED, MALFORMED, PAST_TH
 DESTINATION_CONFIG, DESTINATION_STATUS = 250, 251
 RGB_TYPES = frozenset({0x00, 0x01, ddp.TYPE_RGB8})
 REPLY_FLAGS = ddp.VERSION_1 | ddp.FLAG_REPLY | ddp.FLAG_PUSH
-_FRAME_COLUMNS = [0, 2, 3, 8, 9]  # flags, data type, ID, length: alike in every packet of a frame but the last
+_FRAME_FIELDS = slice(2, ddp.HEADER_BYTES)  # data type, ID, offset, length: what a frame's packets say apart
+_PLAIN_FLAGS = bytes([ddp.VERSION_1])  # every packet of a frame but the last: version 1, no flag
 
 
 def status_reply(sequence: int, status: Mapping[str, object]) -> bytes:
@@ -34,7 +35,15 @@ def status_reply(sequence: int, status: Mapping[str, object]) -> bytes:
 
 
 class DdpReceiver(Receiver):
-    """DDP datagrams into the display's ``size`` bytes (RGB, 3 a pixel)."""
+    """DDP datagrams into the display's ``size`` bytes (RGB, 3 a pixel).
+
+    Its image may be the source's back buffer itself (``lends_image``): after each delivery the shell
+    hands it the next back buffer with ``rebase``; that buffer holds an older picture, so it is refreshed
+    from the one delivered before any part of it is read or written, unless a frame writes it whole (the
+    usual case: no copy at all between the packets and the mixer).
+    """
+
+    lends_image = True
 
     def __init__(self, size: int, status: Mapping[str, object] | None = None) -> None:
         super().__init__(size)
@@ -45,8 +54,30 @@ class DdpReceiver(Receiver):
         self.last_push = -1.0  # when the last push arrived; -1 = never: data lands at once
         self.pushes = 0
         self.replies: list[bytes] = []  # replies ``batch`` made (status queries), for the shell to send
-        self._offsets_key: tuple[int, int, int] | None = None
-        self._offsets = np.zeros((0, 4), dtype=np.uint8)
+        self._fields_key: tuple[bytes, int, int] | None = None
+        self._fields = b""
+        self._picture: np.ndarray | None = None  # what ``image`` must be refreshed from before use; None: fresh
+
+    def rebase(self, image: np.ndarray, picture: np.ndarray) -> None:
+        """``image`` (``size`` bytes, holding an older picture) is the image from now on; ``picture`` is
+        what the image was (the delivered buffer: only read, and only before the next delivery)."""
+        if image.size != self.size or picture.size != self.size:
+            raise ValueError(f"DDP receiver: an image of {image.size} bytes for a display of {self.size}")
+        self.image, self._picture = image, picture
+
+    def _fresh(self) -> np.ndarray:
+        """The image, refreshed from the delivered picture first if it was rebased since."""
+        if self._picture is not None:
+            np.copyto(self.image, self._picture)
+            self._picture = None
+        return self.image
+
+    def _target(self, first: int, end: int) -> np.ndarray:
+        """The image, for bytes ``first`` .. ``end`` to be written next: refreshed unless they are all of it."""
+        if first == 0 and end >= self.size:
+            self._picture = None  # written whole: the older picture goes anyway
+            return self.image
+        return self._fresh()
 
     @property
     def push_mode(self) -> bool:
@@ -101,7 +132,7 @@ class DdpReceiver(Receiver):
             self.last_push = now
             self.pushes += 1
         if not self.push_mode:
-            self.image[start:end] = pixels[: end - start]
+            self._target(start, end)[start:end] = pixels[: end - start]
             self.changed = True
             return
         if end > start:
@@ -121,10 +152,9 @@ class DdpReceiver(Receiver):
         pushes honoured where they fall. Anything else goes through ``datagram`` one by one, in order.
         """
         count, length = packets.shape
-        kind = int(packets[0, 2]) if count else 0
         if count >= 2 and length > ddp.HEADER_BYTES and self._frame(packets, sender, now):
             return
-        if count < 2 or length <= ddp.HEADER_BYTES or kind not in RGB_TYPES or not self._vouch(packets):
+        if count < 2 or length <= ddp.HEADER_BYTES or int(packets[0, 2]) not in RGB_TYPES or not self._vouch(packets):
             for row in packets:
                 reply = self.datagram(row.tobytes(), sender, now)
                 if reply is not None:
@@ -142,29 +172,27 @@ class DdpReceiver(Receiver):
             start = end + 1
 
     def _frame(self, packets: np.ndarray, sender: object, now: float) -> bool:
-        """The usual run in a few numpy steps: RGB packets one after the other from the first one's
-        offset, wholly inside the display, no flags but a push on the last one. False (nothing done) otherwise."""
+        """The usual run in a few steps: RGB packets one after the other from the first one's offset,
+        wholly inside the display, no flags but a push on the last one. False (nothing done) otherwise.
+        The headers are compared as bytes with the ones such a run has (made once): a wake-up runs cold,
+        where every numpy step costs several microseconds."""
         count, length = packets.shape
         width = length - ddp.HEADER_BYTES
-        head = [int(b) for b in packets[0, :ddp.HEADER_BYTES]]
+        head = packets[0, : ddp.HEADER_BYTES].tobytes()
         last = int(packets[-1, 0])
-        first = int.from_bytes(bytes(head[4:8]), "big")
+        first = int.from_bytes(head[4:8], "big")
         if (
             head[0] != ddp.VERSION_1
             or last & ~ddp.FLAG_PUSH != ddp.VERSION_1
             or head[2] not in RGB_TYPES
             or head[3] not in (ddp.DESTINATION_DISPLAY, ddp.DESTINATION_ALL)
-            or (head[8] << 8 | head[9]) != width
+            or int.from_bytes(head[8:10], "big") != width
             or first + count * width > self.size
         ):
             return False
-        expect = self._expected(first, count, width)
-        columns = packets[:-1, _FRAME_COLUMNS]  # flags, type, ID, length of all but the last
-        if not (columns == np.array([head[i] for i in _FRAME_COLUMNS], dtype=np.uint8)).all():
+        if packets[:, _FRAME_FIELDS].tobytes() != self._expected(head, count, width):
             return False
-        if not (packets[:, 4:8] == expect).all():  # the offsets, one packet after the other
-            return False
-        if any(int(packets[-1, i]) != head[i] for i in (2, 3, 8, 9)):
+        if packets[:-1, 0].tobytes() != _PLAIN_FLAGS * (count - 1):
             return False
         self.heard(sender, now)
         self._rows(first, packets[:, ddp.HEADER_BYTES :], bool(last & ddp.FLAG_PUSH), now)
@@ -177,7 +205,7 @@ class DdpReceiver(Receiver):
         if push:
             if self.push_mode:
                 self._land()
-            target = self.image
+            target = self._target(first, end)
             self.changed = True
             self.synced = False
             self.lo, self.hi = self.size, 0
@@ -188,18 +216,20 @@ class DdpReceiver(Receiver):
             target = self.pending
             self.lo, self.hi = min(self.lo, first), max(self.hi, end)
         else:
-            target = self.image
+            target = self._target(first, end)
             self.changed = True
         target[first:end].reshape(data.shape)[...] = data
 
-    def _expected(self, first: int, count: int, width: int) -> np.ndarray:
-        """The offsets of ``count`` packets of ``width`` bytes from ``first``, as header bytes (cached)."""
-        key = (first, count, width)
-        if self._offsets_key != key:
-            offsets = first + np.arange(count, dtype=np.int64) * width
-            self._offsets = offsets.astype(">u4").view(np.uint8).reshape(count, 4)
-            self._offsets_key = key
-        return self._offsets
+    def _expected(self, head: bytes, count: int, width: int) -> bytes:
+        """Header bytes 2-9 (data type, ID, offset, length) of ``count`` packets of ``width`` bytes one
+        after the other from the offset in ``head``, the first packet's header (cached)."""
+        key = (head[_FRAME_FIELDS], count, width)
+        if self._fields_key != key:
+            fields = np.tile(np.frombuffer(head[_FRAME_FIELDS], dtype=np.uint8), (count, 1))
+            offsets = int.from_bytes(head[4:8], "big") + np.arange(count, dtype=np.int64) * width
+            fields[:, 2:6] = offsets.astype(">u4").view(np.uint8).reshape(count, 4)
+            self._fields, self._fields_key = fields.tobytes(), key
+        return self._fields
 
     def _vouch(self, packets: np.ndarray) -> bool:
         """Every packet: version 1, no timecode, storage, reply or query flag, the first's data type, the
@@ -224,7 +254,7 @@ class DdpReceiver(Receiver):
         if push:
             if self.push_mode:
                 self._land()  # what waited lands first; this run comes after it
-            self._scatter(self.image, offsets, data)
+            self._scatter(self._fresh(), offsets, data)
             self.changed = True
             self.synced = False  # pending is refreshed from the image when data next waits in it
             self.lo, self.hi = self.size, 0
@@ -235,7 +265,7 @@ class DdpReceiver(Receiver):
             lo, hi = self._scatter(self.pending, offsets, data)
             self.lo, self.hi = min(self.lo, lo), max(self.hi, hi)
         else:
-            self._scatter(self.image, offsets, data)
+            self._scatter(self._fresh(), offsets, data)
             self.changed = True
 
     def _scatter(self, target: np.ndarray, offsets: np.ndarray, data: np.ndarray) -> tuple[int, int]:
@@ -261,12 +291,12 @@ class DdpReceiver(Receiver):
     def _sync_pending(self) -> None:
         """``pending`` is the image plus what waits: made so before data first waits there after a push."""
         if not self.synced:
-            self.pending[:] = self.image
+            self.pending[:] = self._fresh()
             self.synced = True
 
     def _land(self) -> None:
         if self.hi > self.lo:
-            self.image[self.lo : self.hi] = self.pending[self.lo : self.hi]
+            self._fresh()[self.lo : self.hi] = self.pending[self.lo : self.hi]
             self.changed = True
         self.lo, self.hi = self.size, 0
 

@@ -39,6 +39,9 @@ from skyscreen_hw.protocols.universe_receiver import (
 MAX_SOURCES = 8  # sources tracked per universe (OLA's E1.31 merges up to 10)
 MAX_SYNC_ADDRESSES = 64  # sync addresses remembered (and their groups joined)
 MAX_SYNC_STATES = 1024  # (CID, sync address) sequence entries kept; past it they start afresh
+_UNIVERSE = slice(e131.OFFSET_UNIVERSE, e131.OFFSET_UNIVERSE + 2)  # a data packet's universe, big-endian
+
+Rows = slice | np.ndarray  # universe rows: a span of them (a sender's frame), or any
 
 
 class E131Receiver(Receiver):
@@ -66,6 +69,8 @@ class E131Receiver(Receiver):
         self.sync_sequences: dict[tuple[bytes, int], int] = {}
         self.sync_addresses: set[int] = set()  # named by data for our universes (their groups are joined)
         self.syncs = 0
+        self._span_key: tuple[int, int] | None = None
+        self._span_universes = b""
 
     # -- sources --------------------------------------------------------------------------------------
 
@@ -190,12 +195,14 @@ class E131Receiver(Receiver):
         if sync and sync not in self.sync_addresses and len(self.sync_addresses) < MAX_SYNC_ADDRESSES:
             self.sync_addresses.add(sync)
 
-    def _put(self, rows: np.ndarray, sync: int, values: np.ndarray, now: float) -> None:
+    def _put(self, rows: Rows, sync: int, values: np.ndarray, now: float) -> None:
         """``values[i]`` (the first channels) into universe row ``rows[i]``: now, or held for ``sync``."""
         n = values.shape[1]
-        contiguous = rows.size > 1 and rows[-1] - rows[0] == rows.size - 1 and bool((np.diff(rows) == 1).all())
+        ordered = isinstance(rows, np.ndarray) and rows.size > 1 and rows[-1] - rows[0] == rows.size - 1
+        if ordered and (np.diff(rows) == 1).all():  # a span: sliced, not gathered
+            rows = slice(int(rows[0]), int(rows[-1]) + 1)
         if sync and sync not in self.unsynced:
-            fresh = rows[self.staged_for[rows] != sync]
+            fresh = _indices(rows)[self.staged_for[rows] != sync]
             if fresh.size:
                 self.staged[fresh] = self.rows[fresh]
                 self.staged_for[fresh] = sync
@@ -204,10 +211,7 @@ class E131Receiver(Receiver):
         else:
             target = self.rows
             self.changed = True
-        if contiguous:
-            target[rows[0] : rows[-1] + 1, :n] = values
-        else:
-            target[rows, :n] = values
+        target[rows, :n] = values
 
     # -- many packets at once ---------------------------------------------------------------------------
 
@@ -219,7 +223,7 @@ class E131Receiver(Receiver):
         """
         count, length = packets.shape
         first = packets[0]
-        if count < 2 or length < e131.HEADER_BYTES or not self._vouch(packets):
+        if count < 1 or length < e131.HEADER_BYTES or not self._vouch(packets):
             for row in packets:
                 self.datagram(row.data if row.flags.c_contiguous else row.tobytes(), sender, now)
             return
@@ -239,6 +243,15 @@ class E131Receiver(Receiver):
             return
         cid = head.cid.bytes
         self.heard((sender, cid), now)
+        n = min(length - e131.HEADER_BYTES, self.plan.per)
+        span = self._span(packets, head.universe)
+        if span is not None:  # the usual: a sender's frame, universes one after the other, all ours
+            k = self.slot(cid, now)
+            if k < 0:
+                self.drop(TOO_MANY_SOURCES, f"more than {MAX_SOURCES} sources at once", count)
+                return
+            self._apply(k, span, packets[:, e131.OFFSET_SEQUENCE].astype(np.int64), packets, head, n, now)
+            return
         universes = (packets[:, e131.OFFSET_UNIVERSE].astype(np.int64) << 8) | packets[:, e131.OFFSET_UNIVERSE + 1]
         if ((universes < e131.MIN_UNIVERSE) | (universes > e131.MAX_UNIVERSE)).any():
             for row in packets:
@@ -254,7 +267,6 @@ class E131Receiver(Receiver):
         if k < 0:
             self.drop(TOO_MANY_SOURCES, f"more than {MAX_SOURCES} sources at once", rows.size)
             return
-        n = min(length - e131.HEADER_BYTES, self.plan.per)
         start = 0
         while start < rows.size:  # a universe twice in the run (two frames): one part after the other
             end = start + _unique_prefix(rows[start:])
@@ -262,21 +274,35 @@ class E131Receiver(Receiver):
             start = end
 
     def _vouch(self, packets: np.ndarray) -> bool:
-        """Every packet is byte for byte the first one but for sequence and universe."""
-        first = packets[0]
-        return bool(
-            (packets[:, : e131.OFFSET_SEQUENCE] == first[: e131.OFFSET_SEQUENCE]).all()
-            and (packets[:, e131.OFFSET_OPTIONS] == first[e131.OFFSET_OPTIONS]).all()
-            and (
-                packets[:, e131.OFFSET_DMP_LENGTH : e131.HEADER_BYTES]
-                == first[e131.OFFSET_DMP_LENGTH : e131.HEADER_BYTES]
-            ).all()
+        """Every packet is byte for byte the first one but for sequence and universe (compared as bytes: a
+        wake-up runs cold, where every numpy step costs several microseconds)."""
+        count = packets.shape[0]
+        if count == 1:
+            return True
+        return all(
+            packets[:, part].tobytes() == packets[0, part].tobytes() * count
+            for part in (
+                slice(0, e131.OFFSET_SEQUENCE),
+                slice(e131.OFFSET_OPTIONS, e131.OFFSET_OPTIONS + 1),
+                slice(e131.OFFSET_DMP_LENGTH, e131.HEADER_BYTES),
+            )
         )
+
+    def _span(self, packets: np.ndarray, universe: int) -> slice | None:
+        """The rows of ``packets`` when their universes are ``universe``, the next one, ... all ours."""
+        count = packets.shape[0]
+        row = self.plan.index(universe)
+        if row < 0 or row + count > self.plan.count:
+            return None
+        if self._span_key != (universe, count):
+            self._span_universes = np.arange(universe, universe + count, dtype=">u2").tobytes()
+            self._span_key = (universe, count)
+        return slice(row, row + count) if packets[:, _UNIVERSE].tobytes() == self._span_universes else None
 
     def _apply(
         self,
         k: int,
-        rows: np.ndarray,
+        rows: Rows,
         sequences: np.ndarray,
         packets: np.ndarray,
         head: e131.DataPacket,
@@ -291,18 +317,19 @@ class E131Receiver(Receiver):
         if late.any():
             self.drop(OUT_OF_SEQUENCE, f"{int(late.sum())} late packets of a frame", int(late.sum()))
             keep = ~late
-            rows, sequences, packets, live = rows[keep], sequences[keep], packets[keep], live[:, keep]
-        self.packets += rows.size
+            rows, sequences, packets, live = _indices(rows)[keep], sequences[keep], packets[keep], live[:, keep]
+        self.packets += sequences.size
         self.sequence[k, rows] = sequences
         self.priority[k, rows] = head.priority
         self.heard_at[k, rows] = now
         live[k] = False
-        outranked = (live & (self.priority[:, rows] > head.priority)).any(axis=0)
-        if outranked.any():
-            self.drop(LOWER_PRIORITY, f"priority {head.priority} under a higher one", int(outranked.sum()))
-            keep = ~outranked
-            rows, packets = rows[keep], packets[keep]
-        if rows.size:
+        if live.any():  # other sources on these universes: the higher priority wins
+            outranked = (live & (self.priority[:, rows] > head.priority)).any(axis=0)
+            if outranked.any():
+                self.drop(LOWER_PRIORITY, f"priority {head.priority} under a higher one", int(outranked.sum()))
+                keep = ~outranked
+                rows, packets = _indices(rows)[keep], packets[keep]
+        if packets.shape[0]:
             self._note_sync(head.sync_universe)
             self._put(rows, head.sync_universe, packets[:, e131.HEADER_BYTES : e131.HEADER_BYTES + n], now)
 
@@ -339,6 +366,11 @@ class E131Receiver(Receiver):
                 self._land(address)
                 if len(self.unsynced) < MAX_SYNC_ADDRESSES:
                     self.unsynced.add(address)
+
+
+def _indices(rows: Rows) -> np.ndarray:
+    """``rows`` as an array of row numbers."""
+    return np.arange(rows.start, rows.stop) if isinstance(rows, slice) else rows
 
 
 def _unique_prefix(rows: np.ndarray) -> int:

@@ -66,6 +66,8 @@ class UniversePlan:
 class Receiver:
     """The image, drop counters and senders every protocol's receiver has."""
 
+    lends_image = False  # True: the image may be the source's back buffer itself (see rebase)
+
     def __init__(self, size: int, padded: int | None = None) -> None:
         self.size = size
         self.image = np.zeros(max(size, padded or 0), dtype=np.uint8)
@@ -87,7 +89,13 @@ class Receiver:
         senders[sender] = now
 
     def senders_live(self, now: float) -> int:
-        return sum(1 for t in self.senders.values() if now - t <= SILENCE)
+        heard = list(self.senders.values())  # one step: STATUS reads this while the input's thread adds senders
+        return sum(1 for t in heard if now - t <= SILENCE)
+
+    def rebase(self, image: np.ndarray, picture: np.ndarray) -> None:
+        """A receiver that lends its image: ``image`` is the image from now on, holding an older picture
+        than ``picture`` (the one just delivered), which it is refreshed from before it is next used."""
+        raise NotImplementedError(f"{type(self).__name__} keeps its own image")
 
     def take(self) -> bool:
         """Whether the image changed since the last take (and mark it taken)."""

@@ -1,10 +1,17 @@
 """Network inputs ([[inputs]]): DDP, E1.31 (sACN), Art-Net and OpenPixelControl as sources of the mixer.
 
-Each input is a thin asyncio shell on the daemon's network runtime around a pure receiver
-(skyscreen_hw.protocols.*_receiver, opc): the shell owns the socket, the allow-list and the counters;
-the receiver owns the protocol's rules and the image (the display's bytes as the senders define them
-now; only whole, synchronized states land there). After each drained burst of datagrams (not per
-packet) a changed image is copied into the source's back buffer and delivered to the mixer: one copy.
+Each input is a thin shell around a pure receiver (skyscreen_hw.protocols.*_receiver, opc): the shell
+owns the sockets, the allow-list and the counters; the receiver owns the protocol's rules and the image
+(the display's bytes as the senders define them now; only whole, synchronized states land there). After
+each drained burst of datagrams (not per packet) a changed image is copied into the source's back buffer
+and delivered to the mixer: one copy. DDP's receiver builds its image in the back buffer itself (it is
+lent the next one at each delivery): no copy between the packets and the mixer.
+
+Threads: the daemon's network runtime (its one asyncio loop) opens and closes every input's sockets and
+runs OPC's TCP connections and timer. Each UDP input (DDP, E1.31, Art-Net) reads its sockets on a receive
+thread of its own (skyscreen_hw.sources.receive_thread, named after the input): poll, recvmmsg, parse,
+deliver, and its timer, with no event-loop round trip a frame. Only that thread changes the receiver;
+STATUS reads the counters from other threads.
 
 ``address = "frame"``: the channels are the frame's bytes (row-major RGB, mapped through the layout like
 the shared frame); ``address = "leds"``: the channels are LEDs in wiring order (what xLights, FPP and WLED
@@ -47,13 +54,14 @@ from skyscreen_hw.protocols.artnet_receiver import ArtnetReceiver
 from skyscreen_hw.protocols.ddp_receiver import DdpReceiver
 from skyscreen_hw.protocols.e131_receiver import E131Receiver
 from skyscreen_hw.protocols.universe_receiver import MALFORMED, NOT_ALLOWED, OVERRUN, Receiver, UniversePlan
+from skyscreen_hw.sources.receive_thread import ReceiveThread
 from skyscreen_hw.sources.udp_input import SLOT_BYTES, BatchReader, enable_gro
 
 TICK = 0.25  # seconds between timer runs: sync loss, rates, slow OPC clients, receive-buffer overruns
 RATE_WINDOW = 4  # timer runs the packets/s and frames/s figures span (1 s)
 RECEIVE_BUFFER = 8 << 20  # bytes asked for SO_RCVBUF: a few frames of the dome (the kernel caps it)
 MAX_DATAGRAM = 65535
-BURST = 4096  # datagrams read in one go before other work on the loop gets a turn
+BURST = 4096  # datagrams read in one go before the receive thread runs its timer and polls again
 DRAIN_DELAY = 0.001  # seconds from a burst's first datagram to draining it whole (senders take ~1 ms a frame)
 OVERRUN_TICKS, OVERRUN_WINDOW = 3, 2.0  # overflows in 3 timer runs within 2 s: stop waiting for bursts' ends
 DEFER_BUFFER = 2 << 20  # receive buffer (as the kernel counts it) that holds a frame of the dome while waiting
@@ -126,6 +134,8 @@ class InputSource(Source):
         self.config = config
         self.key = f"[[inputs]] #{number} ({config.type})"
         self.receiver = receiver
+        if receiver.lends_image:  # it builds each picture in the back buffer itself
+            receiver.rebase(self.back.reshape(-1), self.front.reshape(-1))
         self.mixer = mixer
         self.runtime = runtime
         self.log = log
@@ -207,12 +217,23 @@ class InputSource(Source):
                 self.log.warning("%s: dropping %s packets: %s (counted in STATUS)", self.name, kind, detail)
             receiver.notices.clear()
         receiver.tick(now)
-        if receiver.take():
-            back = self.back.reshape(-1)  # a view: the buffers swap at each delivery
-            np.copyto(back, receiver.image[: back.size])
+        if not receiver.take():
+            return
+        if receiver.lends_image:  # the picture is in the back buffer already: deliver, lend the next one
             self.mixer.deliver(self)
+            receiver.rebase(self.back.reshape(-1), self.front.reshape(-1))
+            return
+        back = self.back.reshape(-1)  # a view: the buffers swap at each delivery
+        np.copyto(back, receiver.image[: back.size])
+        self.mixer.deliver(self)
 
-    # -- the timer (on the loop) ----------------------------------------------------------------------
+    # -- the timer (OPC: on the loop; UDP: on the receive thread) ------------------------------------------
+
+    def tick(self, now: float) -> None:
+        """Every TICK seconds: the kind's checks, the rates' history, the receiver's timers and a delivery."""
+        self.timer(now)
+        self._history.append((now, self.receiver.packets, self.stats.frames))
+        self.after_burst(now)
 
     def _start_timer(self) -> None:
         loop = asyncio.get_running_loop()
@@ -221,10 +242,7 @@ class InputSource(Source):
     def _on_timer(self) -> None:
         if self._closed:
             return
-        now = time.monotonic()
-        self.timer(now)
-        self._history.append((now, self.receiver.packets, self.stats.frames))
-        self.after_burst(now)
+        self.tick(time.monotonic())
         self._start_timer()
 
     def timer(self, now: float) -> None:
@@ -314,7 +332,8 @@ def socket_drops(sock: socket.socket) -> int | None:
 
 
 class UdpInput(InputSource):
-    """A UDP input: drains its socket(s) when readable, hands each allowed datagram to the receiver."""
+    """A UDP input: its receive thread drains its socket(s) when readable and hands each allowed datagram
+    to the receiver; the loop only opens and closes the sockets."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -326,14 +345,12 @@ class UdpInput(InputSource):
         self.port = 0
         self.reader: BatchReader | None = None
         self._defer = False  # wait DRAIN_DELAY after the first datagram, then drain the burst at once
-        self._draining: asyncio.TimerHandle | None = None
-        self._parked = False  # the socket is out of the loop's readers until the pending drain
+        self.thread: ReceiveThread | None = None
         self._overrun_ticks: collections.deque[float] = collections.deque(maxlen=OVERRUN_TICKS)
 
     batched = False  # the receiver has batch(): read with recvmmsg, parse runs of packets at once
 
     async def _open(self) -> None:
-        loop = asyncio.get_running_loop()
         try:
             first = _udp_socket(self.config.bind, self.config.port, reuse=self.reuse_address)
             self.sockets.append(first)
@@ -343,14 +360,13 @@ class UdpInput(InputSource):
             if self.batched:
                 enable_gro(first)
                 self.reader = BatchReader.make(first)
-                self._defer = first.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= DEFER_BUFFER
-            for sock in self.sockets:
-                loop.add_reader(sock.fileno(), self._on_readable, sock)
+            self._defer = first.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= DEFER_BUFFER
+            self._drops_base = socket_drops(first) or 0
+            self.thread = ReceiveThread(self.name, self.sockets, self._on_readable, self.tick, TICK, self.log)
+            self.thread.start()
         except BaseException:
             await self._close()
             raise
-        self._drops_base = socket_drops(self.sockets[0]) or 0
-        self._start_timer()
 
     reuse_address = False
 
@@ -359,37 +375,33 @@ class UdpInput(InputSource):
 
     async def _close(self) -> None:
         await super()._close()
-        if self._draining is not None:
-            self._draining.cancel()
-            self._draining = None
+        thread, self.thread = self.thread, None
+        if thread is not None and not thread.stop():
+            self.log.warning("%s: the receive thread did not end; its sockets stay open", self.name)
+            return
         self.reader = None
-        loop = asyncio.get_running_loop()
         for sock in self.sockets:
-            with contextlib.suppress(ValueError, OSError):
-                loop.remove_reader(sock.fileno())
             sock.close()
         for sock in self.memberships:
             sock.close()
         self.sockets, self.memberships = [], []
 
     def _on_readable(self, sock: socket.socket) -> None:
-        if self.reader is not None and sock is self.sockets[0]:
-            if self._defer:  # the burst goes on arriving: take it whole in a moment, in one drain
-                loop = asyncio.get_running_loop()
-                loop.remove_reader(sock.fileno())
-                self._parked = True
-                self._draining = loop.call_later(DRAIN_DELAY, self._drain, sock)
-            else:
-                self._drain(sock)
+        """On the receive thread: ``sock`` has datagrams waiting."""
+        reader, thread = self.reader, self.thread
+        if sock is not self.sockets[0]:
+            self._read_each(sock)
             return
-        self._read_each(sock)
+        # the burst goes on arriving: take it whole in a moment (one delivery a frame, not a torn one)
+        if self._defer and thread is not None and not thread.pause(DRAIN_DELAY):
+            return  # closing
+        if reader is not None:
+            self._drain(reader, sock)
+        else:
+            self._read_each(sock)
 
-    def _drain(self, sock: socket.socket) -> None:
-        """Every datagram waiting, many a system call, parsed run by run; then the reader is back."""
-        self._draining = None
-        reader = self.reader
-        if reader is None or self._closed:
-            return
+    def _drain(self, reader: BatchReader, sock: socket.socket) -> None:
+        """Every datagram waiting, many a system call, parsed run by run."""
         now = time.monotonic()
         try:
             for _ in range(BURST // reader.slots + 1):
@@ -401,20 +413,20 @@ class UdpInput(InputSource):
         except OSError as exc:  # an ICMP error for a reply we sent: nothing more to read now
             self.log.debug("%s: %s", self.name, exc)
         self.after_burst(now)
-        if self._parked:
-            self._parked = False
-            asyncio.get_running_loop().add_reader(sock.fileno(), self._on_readable, sock)
 
     def _runs(self, reader: BatchReader, n: int, now: float, sock: socket.socket) -> None:
         """Datagrams 0 .. n-1 of ``reader`` to the receiver as runs of equal-length packets, in order."""
-        length = reader.plain_run(n)
-        if length:  # the usual: a sender's frame, packets alike
+        length, last = reader.plain_run(n)
+        if length:  # the usual: a sender's frame, packets alike but maybe the last (E1.31's last universe)
             sender = reader.sender(0)
-            if self.allowed(sender[0]):
-                self._batch(reader.buffer[:n, :length], sender, now, sock)
-            else:
+            if not self.allowed(sender[0]):
                 for _ in range(n):
                     self.refuse(sender[0])
+            elif last == length:
+                self._batch(reader.buffer[:n, :length], sender, now, sock)
+            else:
+                self._batch(reader.buffer[: n - 1, :length], sender, now, sock)
+                self._batch(reader.buffer[n - 1 : n, :last], sender, now, sock)
             return
         size = reader.gro_run(n)
         if size:  # a segmentation-offload sender's frame: its packets end to end, in order
@@ -456,9 +468,6 @@ class UdpInput(InputSource):
 
     def _batch(self, packets: np.ndarray, sender: Any, now: float, sock: socket.socket) -> None:
         receiver: Any = self.receiver
-        if packets.shape[0] == 1:
-            self.handle(memoryview(packets[0].tobytes()), sender, now, sock)
-            return
         receiver.batch(packets, sender, now)
         for reply in getattr(receiver, "replies", ()):
             with contextlib.suppress(OSError):

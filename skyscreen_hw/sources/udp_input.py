@@ -90,6 +90,14 @@ def _word(field: ctypes._CField) -> int:  # type: ignore[name-defined]
     return (_MMsgHdr.hdr.offset + field.offset) // 4
 
 
+# What the kernel writes back into each entry is its tail, from msg_controllen to the end: controllen,
+# flags, len (and padding, never written, so zero). A plain datagram's tail is all zero before len.
+_TAIL = _word(_MsgHdr.controllen)
+_TAIL_BYTES = ctypes.sizeof(_MMsgHdr) - _TAIL * 4
+_PLAIN_PREFIX = bytes(_MMsgHdr.len.offset - _TAIL * 4)  # controllen and flags zero: no GRO, not cut short
+_LEN_WORD = _MMsgHdr.len.offset // 4 - _TAIL
+
+
 def _libc_recvmmsg() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -138,9 +146,12 @@ class BatchReader:
         # namelen, controllen (its low half: it never exceeds CONTROL_BYTES), flags and len
         self._words = np.frombuffer(self._msgs, dtype=np.uint32).reshape(slots, -1)
         low = 0 if sys.byteorder == "little" else _SIZE_T.itemsize // 4 - 1
-        self._reset_columns = [_word(_MsgHdr.namelen), _word(_MsgHdr.controllen) + low]
-        self._check_columns = [*self._reset_columns, _word(_MsgHdr.flags), _MMsgHdr.len.offset // 4]
-        self._reset_values = np.array([NAME_BYTES, CONTROL_BYTES], dtype=np.uint32)
+        self._check_columns = [_word(_MsgHdr.namelen), _word(_MsgHdr.controllen) + low]
+        self._check_columns += [_word(_MsgHdr.flags), _MMsgHdr.len.offset // 4]
+        self._tails = self._words[:, _TAIL:]  # what the kernel writes back: see _TAIL
+        # the kernel writes each used entry's controllen (the bytes it used); namelen it sets to the
+        # socket family's address length, which it then keeps: only controllen is set again each call
+        self._control_lengths = self.meta["controllen"]
         self._used = slots  # entries the last call may have changed
         self._senders: dict[bytes, tuple[str, int]] = {}
         self._stage = np.zeros(0, dtype=np.uint8)  # GRO packets laid end to end (grows to what a burst needs)
@@ -156,7 +167,7 @@ class BatchReader:
 
     def read(self) -> int:
         """Datagrams now in rows 0 .. n-1 (0: none waiting); OSError for a socket error."""
-        self._words[: self._used, self._reset_columns] = self._reset_values  # the kernel wrote over them
+        self._control_lengths[: self._used] = CONTROL_BYTES  # the kernel wrote over them
         n = _RECVMMSG(self.fd, self._msgs_address, self.slots, MSG_DONTWAIT, None)  # type: ignore[misc]
         self._used = max(n, 0)
         if n < 0:
@@ -188,15 +199,23 @@ class BatchReader:
             out[hit] = value[hit]
         return out
 
-    def plain_run(self, n: int) -> int:
-        """The length of datagrams 0 .. n-1 when they are all alike: plain (no GRO, not cut short), equally
-        long and from one sender (a sender's frame); 0 when they are not."""
-        meta = self._words[:n, self._check_columns]  # namelen, controllen, flags, len
-        first = meta[0]
-        if first[1] or first[2] or not (meta == first).all():  # control messages (GRO), flags (cut short)
-            return 0
-        names = self.names[:n]
-        return int(first[3]) if (names == names[0]).all() else 0
+    def plain_run(self, n: int) -> tuple[int, int]:
+        """A sender's frame: (the length of datagrams 0 .. n-2, the length of datagram n-1) when all are
+        plain (no GRO, not cut short) and from one sender, and all but the last equally long (the last
+        may be shorter or longer: E1.31's last universe); (0, 0) when they are not. Compared as bytes: a
+        wake-up runs cold, where every numpy step costs several microseconds."""
+        tails = self._tails[:n]
+        written = tails.tobytes()
+        first = written[:_TAIL_BYTES]
+        body = (n - 1) * _TAIL_BYTES
+        if not first.startswith(_PLAIN_PREFIX) or written[:body] != first * (n - 1):
+            return 0, 0
+        if not written.startswith(_PLAIN_PREFIX, body):
+            return 0, 0
+        names = self.names[:n].tobytes()
+        if names != names[:NAME_BYTES] * n:
+            return 0, 0
+        return int(tails[0, _LEN_WORD]), int(tails[n - 1, _LEN_WORD])
 
     def gro_run(self, n: int) -> int:
         """The GRO segment size when datagrams 0 .. n-1 are all GRO datagrams of whole segments of that
