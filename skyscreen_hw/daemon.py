@@ -1,4 +1,5 @@
-"""The daemon: sources -> mixer -> layout -> canvas overlay -> colour -> outputs, paced by one clock.
+"""The daemon: sources -> mixer -> layout, colour and canvas overlay (one pass) -> power limit -> outputs,
+paced by one clock.
 
 Threads and what each owns:
 
@@ -7,7 +8,8 @@ Threads and what each owns:
 * one thread per **paced source** (the shared frame): waits for a frame the clock did not find ready at its
   tick (a ready one the clock takes itself, ``Source.poll``), and only after the clock took the last one;
 * the **network runtime** (one asyncio thread): every socket, the websocket instruction server among
-  them, which touches only the Canvas;
+  them, which touches only the Canvas; it opens and closes the UDP inputs' sockets, which
+* one receive thread per **UDP input** reads (recvmmsg, parse, deliver);
 * output workers (serial, ws281x) that put frames on slow wires.
 
 Signals set flags the clock reads: SIGTERM / SIGINT stop (every output gets one black frame, then exit
