@@ -6,11 +6,11 @@
  * 256-byte table stays in the L1 cache and each byte is read once and written once.
  *
  *     lookup(src, table, out) -> int          out[i] = table[src[i]]; returns the sum of the bytes written
- *     gather_lookup(frame, runs, table, out[, under, paint]) -> int
+ *     gather_lookup(frame, runs, table, out[, drawn, colors]) -> int
  *                                             the LEDs in order, run after run (int32 first pixel, step,
  *                                             LEDs: the dome wired serpentine is 720 runs, not a 415 kB
  *                                             index to read every frame), each RGB pixel through the table,
- *                                             or paint[i] where under[i] is not 0 (the canvas drawn over);
+ *                                             then LED drawn[j] = colors[j] (the canvas drawn over);
  *                                             returns the sum: the layout's gather, the colour table and
  *                                             the overlay in one pass
  *     total(src) -> int                       the sum of the bytes
@@ -19,8 +19,9 @@
  *                                             checks), with no table at all: a high-half 16-bit multiply
  *                                             the compiler vectorizes
  *
- * Buffers are C-contiguous bytes; out may be src (no other overlap); table is 256 bytes; under a byte and
- * paint three bytes a LED; runs must stay inside the frame (checked: ValueError). The GIL is released
+ * Buffers are C-contiguous bytes; out may be src (no other overlap); table is 256 bytes; drawn is int32
+ * LED numbers and colors three bytes each; runs must stay inside the frame and drawn LEDs among the LEDs
+ * (checked: ValueError). The GIL is released
  * during the loops. skyscreen_hw.color uses this module where it was built, numpy otherwise (the same
  * bytes).
  */
@@ -75,27 +76,37 @@ static uint64_t look_up(const uint8_t *src, const uint8_t *table, uint8_t *out, 
 }
 
 /* The LEDs in order, run after run (a run: first pixel, step between pixels, LEDs), each through the
- * table, or paint[i] where under[i] (both may be NULL: nothing drawn); returns the sum of the bytes written.
- * The runs were checked to stay inside the frame and to cover the LEDs. */
+ * table, then the drawn LEDs painted (drawn may be NULL: nothing drawn); returns the sum of the bytes
+ * written. The runs were checked to stay inside the frame and to cover the LEDs, drawn to name LEDs. */
 static uint64_t gather_look_up(const uint8_t *frame, const int32_t *runs, size_t count, const uint8_t *table,
-                               uint8_t *out, const uint8_t *under, const uint8_t *paint) {
+                               uint8_t *out, const int32_t *drawn, const uint8_t *colors, size_t drawn_count) {
     uint64_t sum = 0;
     size_t i = 0;
     for (size_t r = 0; r < count; r++) {
         ptrdiff_t p = runs[3 * r], step = runs[3 * r + 1];
         for (int32_t j = 0; j < runs[3 * r + 2]; j++, i++, p += step) {
-            uint8_t red, green, blue;
-            if (under != NULL && under[i]) {
-                red = paint[3 * i], green = paint[3 * i + 1], blue = paint[3 * i + 2];
-            } else {
-                const uint8_t *px = frame + 3 * p;
-                red = table[px[0]], green = table[px[1]], blue = table[px[2]];
-            }
+            const uint8_t *px = frame + 3 * p;
+            uint8_t red = table[px[0]], green = table[px[1]], blue = table[px[2]];
             out[3 * i] = red, out[3 * i + 1] = green, out[3 * i + 2] = blue;
             sum += (uint64_t)red + green + blue;
         }
     }
+    for (size_t j = 0; j < drawn_count; j++) {
+        uint8_t *led = out + 3 * (size_t)drawn[j];
+        const uint8_t *c = colors + 3 * j;
+        sum += (uint64_t)c[0] + c[1] + c[2];
+        sum -= (uint64_t)led[0] + led[1] + led[2];
+        led[0] = c[0], led[1] = c[1], led[2] = c[2];
+    }
     return sum;
+}
+
+/* 0 when every drawn LED is among the leds, else -1. */
+static int drawn_inside(const int32_t *drawn, size_t count, Py_ssize_t leds) {
+    for (size_t j = 0; j < count; j++)
+        if (drawn[j] < 0 || drawn[j] >= leds)
+            return -1;
+    return 0;
 }
 
 /* The LEDs the runs cover, or -1 when a run reaches outside the frame's pixels (or has no LEDs). */
@@ -141,39 +152,42 @@ static PyObject *lookup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *gather_lookup(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     if (nargs != 4 && nargs != 6) {
-        PyErr_SetString(PyExc_TypeError, "gather_lookup(frame, runs, table, out[, under, paint])");
+        PyErr_SetString(PyExc_TypeError, "gather_lookup(frame, runs, table, out[, drawn, colors])");
         return NULL;
     }
     Buffers b = {.count = 0};
     const uint8_t *frame = get(&b, args[0], 0), *runs = frame ? get(&b, args[1], 0) : NULL;
     const uint8_t *table = runs ? get(&b, args[2], 0) : NULL;
     uint8_t *out = table ? (uint8_t *)get(&b, args[3], 1) : NULL;
-    const uint8_t *under = NULL, *paint = NULL;
+    const uint8_t *drawn = NULL, *colors = NULL;
     if (out != NULL && nargs == 6) {
-        under = get(&b, args[4], 0);
-        paint = under ? get(&b, args[5], 0) : NULL;
+        drawn = get(&b, args[4], 0);
+        colors = drawn ? get(&b, args[5], 0) : NULL;
     }
-    if (out == NULL || (nargs == 6 && paint == NULL)) {
+    if (out == NULL || (nargs == 6 && colors == NULL)) {
         release(&b);
         return NULL;
     }
     Py_ssize_t frame_len = length(&b, 0), runs_len = length(&b, 1), out_len = length(&b, 3);
     size_t count = (size_t)runs_len / 12;
     Py_ssize_t leds = runs_len % 12 ? -1 : run_leds((const int32_t *)runs, count, frame_len / 3);
-    if (length(&b, 2) != TABLE_SIZE || frame_len % 3 || leds < 0 || out_len != leds * 3 ||
-        (nargs == 6 && (length(&b, 4) != leds || length(&b, 5) != leds * 3))) {
+    Py_ssize_t drawn_len = nargs == 6 ? length(&b, 4) : 0, colors_len = nargs == 6 ? length(&b, 5) : 0;
+    size_t drawn_count = (size_t)drawn_len / 4;
+    if (length(&b, 2) != TABLE_SIZE || frame_len % 3 || leds < 0 || out_len != leds * 3 || drawn_len % 4 ||
+        colors_len != drawn_len / 4 * 3 || drawn_inside((const int32_t *)drawn, drawn_count, leds) < 0) {
         PyErr_Format(PyExc_ValueError,
                      "table has %zd bytes (256 needed); frame %zd bytes (RGB pixels); runs %zd bytes (int32 first"
-                     " pixel, step, LEDs; inside the frame: %s) for %zd LEDs; out %zd bytes, under %zd, paint %zd"
-                     " (3, 1, 3 a LED)",
-                     length(&b, 2), frame_len, runs_len, leds < 0 ? "no" : "yes", leds, out_len,
-                     nargs == 6 ? length(&b, 4) : leds, nargs == 6 ? length(&b, 5) : leds * 3);
+                     " pixel, step, LEDs; inside the frame: %s) for %zd LEDs; out %zd bytes (3 a LED); drawn"
+                     " %zd bytes (int32 LED numbers below the LEDs), colors %zd (3 a drawn LED)",
+                     length(&b, 2), frame_len, runs_len, leds < 0 ? "no" : "yes", leds, out_len, drawn_len,
+                     colors_len);
         release(&b);
         return NULL;
     }
     uint64_t sum;
     Py_BEGIN_ALLOW_THREADS
-    sum = gather_look_up(frame, (const int32_t *)runs, count, table, out, under, paint);
+    sum = gather_look_up(frame, (const int32_t *)runs, count, table, out, (const int32_t *)drawn, colors,
+                         drawn_count);
     Py_END_ALLOW_THREADS
     release(&b);
     return PyLong_FromUnsignedLongLong(sum);
@@ -236,8 +250,8 @@ static PyMethodDef methods[] = {
     {"lookup", (PyCFunction)(void (*)(void))lookup, METH_FASTCALL,
      "lookup(src, table, out) -> int: out[i] = table[src[i]]; the sum of the bytes written"},
     {"gather_lookup", (PyCFunction)(void (*)(void))gather_lookup, METH_FASTCALL,
-     "gather_lookup(frame, runs, table, out[, under, paint]) -> int: the LEDs run after run (first pixel,\n"
-     "step, LEDs) through table, or paint[i] where under[i]; the sum"},
+     "gather_lookup(frame, runs, table, out[, drawn, colors]) -> int: the LEDs run after run (first pixel,\n"
+     "step, LEDs) through table, then LED drawn[j] = colors[j]; the sum"},
     {"total", total, METH_O, "total(src) -> int: the sum of the bytes"},
     {"scale", (PyCFunction)(void (*)(void))scale, METH_FASTCALL, "scale(src, k, out): out[i] = src[i] * k >> 16"},
     {NULL, NULL, 0, NULL},

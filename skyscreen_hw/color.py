@@ -161,7 +161,7 @@ class Lookups:
             lut = IDENTITY if table is None else table
             if overlay is None:
                 return int(self.compiled.gather_lookup(frame, gather.runs, lut, out))
-            return int(self.compiled.gather_lookup(frame, gather.runs, lut, out, *overlay.masks))
+            return int(self.compiled.gather_lookup(frame, gather.runs, lut, out, *overlay.drawn_colors))
         gather(frame, out)
         if table is not None:
             self.lookup(out, table, out)

@@ -63,6 +63,8 @@ class CanvasOverlay:
         self._best = np.empty(n, np.uint32)
         self._sample = np.empty(n, np.uint32)
         self._under = np.empty(n, np.uint8)
+        self._drawn_leds = np.empty(0, np.int32)  # `drawn_colors`, made when the canvas changes
+        self._colors = np.empty((0, 3), np.uint8)
 
     @property
     def changed(self) -> bool:
@@ -76,9 +78,9 @@ class CanvasOverlay:
         return self._drawn
 
     @property
-    def masks(self) -> tuple[np.ndarray, np.ndarray]:
-        """(under, paint): (n,) uint8, not 0 where the LED shows the canvas; (n, 3) the canvas colour there."""
-        return self._under, self._paint
+    def drawn_colors(self) -> tuple[np.ndarray, np.ndarray]:
+        """(the LEDs that show the canvas as int32 numbers, their (k, 3) colours), for the compiled pass."""
+        return self._drawn_leds, self._colors
 
     def draw(self, leds: np.ndarray) -> np.ndarray:
         """``leds`` (n, 3) uint8 in wiring order, not modified: itself when nothing is drawn over it, else a
@@ -128,6 +130,8 @@ class CanvasOverlay:
             np.bitwise_and(channels[:, 2 - c], under, out=self._paint[:, c])
         if self.color is not None:  # 0 stays 0 (every gamma table maps 0 to 0): only the paint changes
             self.color(self._paint, self._paint)
+        self._drawn_leds = np.flatnonzero(under).astype(np.int32)
+        self._colors = np.ascontiguousarray(self._paint[self._drawn_leds])
 
     def _pack(self, rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         """A texture (rgb, alpha) -> one uint32 per canvas pixel, in a reused array."""

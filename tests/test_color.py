@@ -48,6 +48,12 @@ def test_the_c_lookups_refuse_a_wrong_table_or_lengths_naming_the_sizes() -> Non
     ]:
         with pytest.raises(ValueError, match=why):
             COMPILED.gather_lookup(frame, np.array(runs, np.int32), table, out[: 3 * leds])
+    one_run = np.array([[0, 1, 2]], np.int32)
+    for drawn, colors in [([2], [[1, 2, 3]]), ([-1], [[1, 2, 3]]), ([0], [[1, 2, 3], [4, 5, 6]])]:
+        with pytest.raises(ValueError, match=r"drawn \d+ bytes \(int32 LED numbers below the LEDs\)"):
+            COMPILED.gather_lookup(
+                frame, one_run, table, out[:6], np.array(drawn, np.int32), np.array(colors, np.uint8)
+            )
     with pytest.raises(ValueError, match="frame 10 bytes"):
         COMPILED.gather_lookup(src, np.array([[0, 1, 2]], np.int32), table, out[:6])
     assert (out == 0).all()
