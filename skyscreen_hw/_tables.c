@@ -14,10 +14,9 @@
  *                                             returns the sum: the layout's gather, the colour table and
  *                                             the overlay in one pass
  *     total(src) -> int                       the sum of the bytes
- *     scale(src, k, out)                      out[i] = src[i] * k >> 16 (k < 2**16): a table of the form
- *                                             floor(v * s), where k gives the same 256 bytes (the caller
- *                                             checks), with no table at all: a high-half 16-bit multiply
- *                                             the compiler vectorizes
+ *     scale(src, s, out)                      out[i] = floor(src[i] * s), 0 <= s < 1: as a high-half
+ *                                             16-bit multiply the compiler vectorizes wherever one gives
+ *                                             the same 256 bytes (checked each call), else a lookup
  *
  * Buffers are C-contiguous bytes; out may be src (no other overlap); table is 256 bytes; drawn is int32
  * LED numbers and colors three bytes each; runs must stay inside the frame and drawn LEDs among the LEDs
@@ -212,14 +211,14 @@ static PyObject *total(PyObject *self, PyObject *arg) {
 static PyObject *scale(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "scale(src, k, out)");
+        PyErr_SetString(PyExc_TypeError, "scale(src, s, out)");
         return NULL;
     }
-    unsigned long k = PyLong_AsUnsignedLong(args[1]);
+    double s = PyFloat_AsDouble(args[1]);
     if (PyErr_Occurred())
         return NULL;
-    if (k >= (1UL << 16)) {
-        PyErr_Format(PyExc_ValueError, "k is %lu: below 2**16 needed (a scale below 1)", k);
+    if (!(s >= 0.0 && s < 1.0)) {
+        PyErr_Format(PyExc_ValueError, "scale %R: 0 <= s < 1 needed", args[1]);
         return NULL;
     }
     Buffers b = {.count = 0};
@@ -235,11 +234,26 @@ static PyObject *scale(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
         return NULL;
     }
     size_t n = (size_t)length(&b, 0);
-    uint16_t m = (uint16_t)k;
+    uint8_t table[TABLE_SIZE];
+    for (int v = 0; v < TABLE_SIZE; v++)
+        table[v] = (uint8_t)(v * s); /* floor: truncation of a non-negative value, as numpy's cast */
+    /* a 16-bit multiplier giving the same 256 bytes: a high-half multiply the compiler vectorizes */
+    uint32_t found = 0, k0 = (uint32_t)(s * 65536.0);
+    for (uint32_t k = k0; k <= k0 + 1 && !found && k < 65536; k++) {
+        int same = 1;
+        for (uint32_t v = 0; v < TABLE_SIZE && same; v++)
+            same = ((v * k) >> 16) == table[v];
+        found = same ? k : 0;
+    }
     Py_BEGIN_ALLOW_THREADS
-    for (size_t i = 0; i < n; i++) {
-        uint16_t v = src[i];
-        out[i] = (uint8_t)(((uint32_t)v * m) >> 16);
+    if (found) {
+        uint16_t m = (uint16_t)found;
+        for (size_t i = 0; i < n; i++) {
+            uint16_t v = src[i];
+            out[i] = (uint8_t)(((uint32_t)v * m) >> 16);
+        }
+    } else {
+        look_up(src, table, out, n);
     }
     Py_END_ALLOW_THREADS
     release(&b);
@@ -253,7 +267,7 @@ static PyMethodDef methods[] = {
      "gather_lookup(frame, runs, table, out[, drawn, colors]) -> int: the LEDs run after run (first pixel,\n"
      "step, LEDs) through table, then LED drawn[j] = colors[j]; the sum"},
     {"total", total, METH_O, "total(src) -> int: the sum of the bytes"},
-    {"scale", (PyCFunction)(void (*)(void))scale, METH_FASTCALL, "scale(src, k, out): out[i] = src[i] * k >> 16"},
+    {"scale", (PyCFunction)(void (*)(void))scale, METH_FASTCALL, "scale(src, s, out): out[i] = floor(src[i] * s)"},
     {NULL, NULL, 0, NULL},
 };
 

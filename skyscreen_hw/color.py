@@ -36,15 +36,19 @@ def compiled_tables() -> ModuleType | None:
 COMPILED = compiled_tables()
 PAIRS = 65536
 IDENTITY = np.arange(256, dtype=np.uint8)
-IDENTITY32 = IDENTITY.astype(np.uint32)
-FIXED_BITS = 16  # `Lookups.scale`: a scale as a 16-bit fixed-point multiplier (a high-half multiply)
-FIXED = 1 << FIXED_BITS
 
 
 def gamma_table(gamma: float, brightness: float) -> np.ndarray:
     """The 256-entry uint8 table ``round(255 * brightness * (v / 255) ** gamma)``."""
     v = np.arange(256, dtype=np.float64) / 255.0
     return np.round(255.0 * brightness * v**gamma).astype(np.uint8)
+
+
+def scaled_table(scale: float, out: np.ndarray | None = None) -> np.ndarray:
+    """``floor(v * scale)`` for every byte value v, as a uint8 table (into ``out`` if given)."""
+    out = np.empty(256, np.uint8) if out is None else out
+    np.copyto(out, np.multiply(IDENTITY, scale, dtype=np.float64), casting="unsafe")  # truncation: the floor
+    return out
 
 
 def pair_table(table: np.ndarray, out: np.ndarray | None = None, high: np.ndarray | None = None) -> np.ndarray:
@@ -135,6 +139,7 @@ class Lookups:
         self._table16 = np.empty(PAIRS, np.uint16)
         self._high = np.empty((256, 1), np.uint16)
         self._paired = np.empty(0, np.uint8)  # the table ``_table16`` was made from
+        self._scaled = np.empty(256, np.uint8)
 
     def lookup(self, src: np.ndarray, table: np.ndarray, out: np.ndarray) -> np.ndarray:
         """``out`` (may be ``src``) = every byte of ``src`` through the 256-byte ``table``; returns ``out``."""
@@ -169,16 +174,13 @@ class Lookups:
             overlay.draw_in_place(out)
         return None
 
-    def scale(self, src: np.ndarray, scale: float, table: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """``out`` (may be ``src``) = ``src`` through ``table``, which is ``floor(v * scale)`` for each byte v:
-        compiled, as a multiplication where one gives the same 256 bytes (no table: vectorized), else a
-        lookup; returns ``out``."""
-        if self.compiled is not None and src.flags.c_contiguous and out.flags.c_contiguous and scale < 1:
-            for k in (int(scale * FIXED), int(scale * FIXED) + 1):
-                if k < FIXED and np.array_equal((IDENTITY32 * k) >> FIXED_BITS, table):
-                    self.compiled.scale(src, k, out)
-                    return out
-        return self.lookup(src, table, out)
+    def scale(self, src: np.ndarray, scale: float, out: np.ndarray) -> np.ndarray:
+        """``out`` (may be ``src``) = ``floor(src * scale)`` for ``0 <= scale < 1`` (`scaled_table`); returns
+        ``out``. Compiled, as one call: a vectorized multiplication wherever one gives the same bytes."""
+        if self.compiled is not None and src.flags.c_contiguous and out.flags.c_contiguous:
+            self.compiled.scale(src, scale, out)
+            return out
+        return self.lookup(src, scaled_table(scale, self._scaled), out)
 
     def total(self, src: np.ndarray) -> int:
         """The sum of the bytes of ``src``."""

@@ -103,7 +103,6 @@ class Pipeline:
         self.power = PowerLimit(config.color, self.color.lookups)
         self.picture = np.zeros((layout.count, 3), dtype=np.uint8)  # the LEDs, corrected, canvas drawn over
         self.total: int | None = None  # the sum of ``picture``'s bytes, where it came free
-        self.leds = np.zeros_like(self.picture)  # the picture scaled under the power limit, when it is over
         self.source: Source | None = None  # whose pixels ``picture`` holds
         self.parts = outputs.all(layout.count)
         if outputs.live is not None:
@@ -132,8 +131,8 @@ class Pipeline:
             overlay.draw_in_place(self.picture)
 
     def show(self) -> None:
-        """Limit and send the picture to every output."""
-        leds = self.power.limit(self.picture, self.leds, self.total)
+        """Limit and send the picture to every output (call right after `take`: the limit scales it in place)."""
+        leds = self.power.limit(self.picture, self.picture, self.total)
         for part, out in self.parts:
             out.show(leds[part])
         for _, out in self.parts:
@@ -141,7 +140,7 @@ class Pipeline:
 
     def blank(self, outputs: list[tuple[slice, Output]], log: logging.Logger) -> None:
         """One all-black frame to ``outputs``."""
-        black = np.zeros_like(self.leds)
+        black = np.zeros_like(self.picture)
         for part, out in outputs:
             try:
                 out.show(black[part])

@@ -25,9 +25,6 @@ class PowerLimit:
         self.frames_limited = 0
         self.last_scale = 1.0
         self.lookups = lookups or Lookups()
-        self._identity = np.arange(256, dtype=np.uint8)
-        self._values = np.empty(256, np.float64)
-        self._lut = np.empty(256, np.uint8)
 
     @property
     def enabled(self) -> bool:
@@ -48,12 +45,6 @@ class PowerLimit:
         self.frames_limited += 1
         return scale
 
-    def scaled_table(self, scale: float) -> np.ndarray:
-        """``floor(v * scale)`` for every byte value v, as a uint8 table (reused)."""
-        np.multiply(self._identity, scale, out=self._values, dtype=np.float64)
-        np.copyto(self._lut, self._values, casting="unsafe")  # truncation: the floor of these non-negative values
-        return self._lut
-
     def limit(self, leds: np.ndarray, out: np.ndarray, total: int | None = None) -> np.ndarray:
         """``leds`` itself when it fits (or there is no limit), else ``out`` (may be ``leds``) = ``leds``
         scaled under the limit. ``total``: the sum of ``leds`` when already known."""
@@ -62,7 +53,7 @@ class PowerLimit:
         scale = self.scale_for(self.lookups.total(leds) if total is None else total)
         if scale is None:
             return leds
-        return self.lookups.scale(leds, scale, self.scaled_table(scale), out)
+        return self.lookups.scale(leds, scale, out)
 
     def __call__(self, leds: np.ndarray) -> np.ndarray:
         """Scale ``leds`` in place when it would draw too much; returns it."""

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from skyscreen_hw import config, layouts
-from skyscreen_hw.color import COMPILED, ColorCorrection, Lookups, gamma_table, pair_table
+from skyscreen_hw.color import COMPILED, ColorCorrection, Lookups, gamma_table, pair_table, scaled_table
 from skyscreen_hw.power import PowerLimit
 
 RNG = np.random.default_rng(7)
@@ -54,6 +54,9 @@ def test_the_c_lookups_refuse_a_wrong_table_or_lengths_naming_the_sizes() -> Non
             COMPILED.gather_lookup(
                 frame, one_run, table, out[:6], np.array(drawn, np.int32), np.array(colors, np.uint8)
             )
+    for bad in (1.0, -0.1, float("nan")):
+        with pytest.raises(ValueError, match="0 <= s < 1 needed"):
+            COMPILED.scale(src, bad, out)
     with pytest.raises(ValueError, match="frame 10 bytes"):
         COMPILED.gather_lookup(src, np.array([[0, 1, 2]], np.int32), table, out[:6])
     assert (out == 0).all()
@@ -188,14 +191,13 @@ def test_no_frame_sized_allocation_per_frame(lookups: Lookups) -> None:
 
 
 def test_scaling_is_exactly_the_scaled_table_for_any_scale(lookups: Lookups) -> None:
-    """The compiled scaling multiplies where a 24-bit multiplier gives the table's 256 bytes, else looks up."""
-    power = PowerLimit(config.ColorConfig(max_milliamps=1))
+    """The compiled scaling multiplies where a 16-bit multiplier gives the table's 256 bytes, else looks up."""
     src = np.tile(np.arange(256, dtype=np.uint8), 7)
     # scales on and next to the steps of floor(v * s), and random ones
     tricky = [n / v for v in (3, 7, 128, 255) for n in range(1, v)]
     scales = [*tricky, *(np.nextafter(s, 0) for s in tricky), *RNG.random(300), 1e-9, 0.999999999]
     for scale in scales:
-        table = power.scaled_table(float(scale))
+        table = scaled_table(float(scale))
         out = np.empty_like(src)
-        assert lookups.scale(src, float(scale), table, out) is out
+        assert lookups.scale(src, float(scale), out) is out
         np.testing.assert_array_equal(out, table[src])
