@@ -127,11 +127,12 @@ def test_daemon_exits_with_one_line_for_bad_configuration(tmp_path: Path, text: 
     ],
 )
 def test_check_config_fails_exactly_where_the_daemon_does(
-    tmp_path: Path, text: str, points: str | None, expected: str
+    tmp_path: Path, text: str, points: str | None, expected: str, display_name: str
 ) -> None:
     """check-config builds the layout and plans the outputs: it refuses what the daemon refuses, same line."""
     path = tmp_path / "bad.toml"
-    path.write_text("[websocket]\nenabled = false\n" + text)
+    # a display name of its own: a daemon of another test holding the default one would fail first
+    path.write_text(f'[frame]\nname = "{display_name}"\n[websocket]\nenabled = false\n' + text)
     if points is not None:
         (tmp_path / "p.json").write_text(points)
     lines = []
