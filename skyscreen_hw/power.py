@@ -5,7 +5,7 @@ Model: an LED draws `led_milliamps` at full white, a third of it per channel, li
 `max_milliamps`, every channel of every LED is scaled by the same factor, so colours keep their hue:
 ``floor(value * max / drawn)``, rounded down so the scaled frame never draws more than the limit.
 The frame's sum and the scaling run on `color.Lookups` (the C module where built): a frame that fits
-costs one sum, a frame over the limit one lookup more.
+costs one sum (none when the frame's pass gave it), a frame over the limit one scaling pass more.
 """
 
 from __future__ import annotations
