@@ -21,15 +21,19 @@ def runs(packets: list[bytes]) -> list[list[bytes]]:
     return [list(group) for _, group in itertools.groupby(packets, key=len)]
 
 
+def feed_at(one, many, packets: list[bytes], now: float) -> None:
+    """The same packets to ``one`` a datagram at a time and to ``many`` in runs, then a tick for both."""
+    for packet in packets:
+        one.datagram(packet, ("127.0.0.1", 1), now)
+    for run in runs(packets):
+        many.batch(np.array([np.frombuffer(p, dtype=np.uint8) for p in run]), ("127.0.0.1", 1), now)
+    one.tick(now)
+    many.tick(now)
+
+
 def feed_both(one, many, packets: list[tuple[float, bytes]]) -> None:
     for now, group in itertools.groupby(packets, key=lambda p: p[0]):
-        chunk = [p for _, p in group]
-        for packet in chunk:
-            one.datagram(packet, ("127.0.0.1", 1), now)
-        for run in runs(chunk):
-            many.batch(np.array([np.frombuffer(p, dtype=np.uint8) for p in run]), ("127.0.0.1", 1), now)
-        one.tick(now)
-        many.tick(now)
+        feed_at(one, many, [p for _, p in group], now)
 
 
 def test_sequence_rule_with_wrap() -> None:
@@ -246,12 +250,7 @@ def test_ddp_lending_its_image_delivers_what_its_own_image_holds(seed: int) -> N
             ]
         if not packets:
             continue
-        for packet in packets:
-            own.datagram(packet, ("127.0.0.1", 1), now)
-        for run in runs(packets):
-            lent.batch(np.array([np.frombuffer(p, dtype=np.uint8) for p in run]), ("127.0.0.1", 1), now)
-        own.tick(now)
-        lent.tick(now)
+        feed_at(own, lent, packets, now)
         changed = own.take()
         shell.deliver()
         if changed:
