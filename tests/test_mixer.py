@@ -14,10 +14,12 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from skyscreen_hw.config import FrameConfig
 from skyscreen_hw.mixer import FRAME, LEDS, Mixer, Source
 from skyscreen_hw.outputs.record import read_recording
-from skyscreen_hw.sources.frame_source import SharedFrameSource
+from skyscreen_hw.sources.frame_source import PacedFrameSource, SharedFrameSource
 from skyscreen_hw.sources.shared_frame import FrameWriter
 
 
@@ -202,3 +204,46 @@ def test_a_frame_flushed_before_the_tick_is_taken_by_the_clock_a_late_one_by_the
     finally:
         writer.close()
         frames.close()
+
+
+class FailingOnceSource(PacedFrameSource):
+    """A paced source whose first read raises (a bug in a reader), then delivers whatever comes."""
+
+    class Reader:
+        path = "(none)"
+        frames_skipped = 0
+
+        def close(self) -> None:
+            pass
+
+    def __init__(self, mixer: Mixer) -> None:
+        super().__init__("flaky", FrameConfig(height=2, width=2), mixer, logging.getLogger("test"), self.Reader())
+        self.reads = 0
+
+    def _take(self, timeout: float) -> bool:
+        self.reads += 1
+        if self.reads == 1:
+            raise RuntimeError("a bug in the reader")
+        self.back[:] = self.reads
+        return True
+
+
+def test_a_read_failing_at_the_tick_never_holds_the_clock_and_the_thread_carries_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    mixer = RecordingMixer()
+    flaky = FailingOnceSource(mixer)
+    mixer.add(flaky)
+    flaky.start()
+    try:
+        started = time.monotonic()
+        mixer.poll()  # the clock's tick: the read raises
+        assert time.monotonic() - started < 0.1  # logged and handed to the thread, no back-off here
+        assert "flaky: reading failed" in caplog.text
+        deadline = time.monotonic() + 5
+        while not flaky.fresh and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert mixer.delivered_by == ["flaky"]  # the source's thread took over
+        assert take(mixer) == (flaky, True) and (flaky.front == 2).all()
+    finally:
+        flaky.close()

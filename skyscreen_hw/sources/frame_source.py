@@ -60,11 +60,18 @@ class PacedFrameSource(Source):
         self.reader.close()
 
     def poll(self) -> None:
-        """The clock's tick: take a frame the writer already flushed, without waiting; else wake the thread."""
-        if self.fresh or not self._taking.acquire(blocking=False):
-            return  # the last frame is not shown yet, or the thread is taking one
+        """The clock's tick: take a frame the writer already flushed, without waiting; else wake the thread.
+
+        Never waits: while the thread is waiting for the next frame (or backing off after a failed read) the
+        tick leaves it to the thread, and a read that fails here is logged and handed to the thread too.
+        """
+        if self.fresh or self._wanted.is_set() or not self._taking.acquire(blocking=False):
+            return  # the last frame is not shown yet, or the thread is waiting for one or taking it
         try:
             took = self._take_and_deliver(0.0)
+        except Exception:  # the display must go on; the reader logs its own trouble
+            self.log.exception("%s: reading failed", self.name)
+            took = False
         finally:
             self._taking.release()
         if not took:
@@ -75,12 +82,7 @@ class PacedFrameSource(Source):
 
     def _take_and_deliver(self, timeout: float) -> bool:
         """Take a frame into ``back`` and deliver it (call with ``_taking`` held); False if none came."""
-        try:
-            took = self._take(timeout)
-        except Exception:  # the display must go on; the reader logs its own trouble
-            self.log.exception("%s: reading failed", self.name)
-            self._closing.wait(POLL)
-            return False
+        took = self._take(timeout)
         if took:
             self.mixer.deliver(self)
         return took
@@ -89,9 +91,13 @@ class PacedFrameSource(Source):
         while not self._closing.is_set():
             if not self._wanted.wait(POLL) or not self.mixer.wait_consumed(self, POLL):
                 continue
-            with self._taking:
-                if self._take_and_deliver(POLL):
-                    self._wanted.clear()
+            try:
+                with self._taking:
+                    if self._take_and_deliver(POLL):
+                        self._wanted.clear()
+            except Exception:  # the display must go on; the reader logs its own trouble
+                self.log.exception("%s: reading failed", self.name)
+                self._closing.wait(POLL)  # outside the lock, and the clock leaves this source to this thread
 
 
 class SharedFrameSource(PacedFrameSource):
