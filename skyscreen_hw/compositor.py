@@ -38,7 +38,8 @@ class CanvasOverlay:
     its footprint where it has one (the brightest drawn sample wins, so thin strokes between sparse LEDs
     still show). When the canvas changes, that becomes two byte masks per LED channel, ``keep`` (0xFF
     where the LED keeps its own colour, 0 under drawing) and ``paint`` (the canvas colour under drawing,
-    0 elsewhere); a frame is then ``leds & keep | paint``, two passes of plain byte logic. With ``color``
+    0 elsewhere); a frame is then ``leds & keep | paint``, two passes of plain byte logic. The compiled frame
+    pass takes the same drawing as a list of drawn LEDs and their colours (`drawn_colors`). With ``color``
     (the `ColorCorrection` the LEDs beneath went through), the canvas colours go through it too.
     """
 
@@ -68,11 +69,12 @@ class CanvasOverlay:
 
     @property
     def changed(self) -> bool:
-        """The canvas changed since the last `draw`."""
+        """The canvas changed since the last `update` (or `draw`)."""
         return self.canvas.version != self._version
 
     def update(self) -> bool:
-        """Follow the canvas if it changed; True when something is drawn (then `masks` and `draw_in_place`)."""
+        """Follow the canvas if it changed; True when something is drawn (then `drawn_colors` and
+        `draw_in_place` give it)."""
         if self.changed:
             self._prepare()
         return self._drawn
@@ -87,14 +89,15 @@ class CanvasOverlay:
         reused (n, 3) array with the canvas drawn over."""
         if not self.update():
             return leds
-        np.copyto(self._out, leds)
-        self.draw_in_place(self._out)
-        return self._out
+        return self._draw(leds, self._out)
 
     def draw_in_place(self, leds: np.ndarray) -> None:
         """Draw the canvas over ``leds`` (n, 3) itself (after `update` said something is drawn)."""
-        np.bitwise_and(leds, self._keep, out=leds)
-        np.bitwise_or(leds, self._paint, out=leds)
+        self._draw(leds, leds)
+
+    def _draw(self, leds: np.ndarray, out: np.ndarray) -> np.ndarray:
+        np.bitwise_and(leds, self._keep, out=out)
+        return np.bitwise_or(out, self._paint, out=out)
 
     def _prepare(self) -> None:
         self._version = self.canvas.version
