@@ -8,8 +8,8 @@ Threads and what each owns:
 * one thread per **paced source** (the shared frame): waits for a frame the clock did not find ready at its
   tick (a ready one the clock takes itself, ``Source.poll``), and only after the clock took the last one;
 * the **network runtime** (one asyncio thread): every socket, the websocket instruction server among
-  them, which touches only the Canvas; it opens and closes the UDP inputs' sockets, which
-* one receive thread per **UDP input** reads (recvmmsg, parse, deliver);
+  them, which touches only the Canvas; it opens and closes the UDP inputs' sockets;
+* one **receive thread per UDP input**: reads that input's sockets (recvmmsg, parse, deliver);
 * output workers (serial, ws281x) that put frames on slow wires.
 
 Signals set flags the clock reads: SIGTERM / SIGINT stop (every output gets one black frame, then exit

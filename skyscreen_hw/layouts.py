@@ -440,7 +440,7 @@ class LedGather:
     @functools.cached_property
     def runs(self) -> np.ndarray:
         """``frame_index`` as runs of LEDs whose pixels are evenly spaced, for the compiled gather
-        (`color.Lookups`): (k, 3) int32 rows of first pixel, step, LEDs. The dome wired serpentine is 720
+        (`color.Lookups`): (k, 3) int32 rows of first pixel, step, LEDs. The dome wired serpentine is 719
         rows, not a 103,680-entry index read every frame."""
         return index_runs(self.layout.frame_index)
 
