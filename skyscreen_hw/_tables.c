@@ -18,8 +18,8 @@
  *                                             16-bit multiply the compiler vectorizes wherever one gives
  *                                             the same 256 bytes (checked each call), else a lookup
  *
- * Buffers are C-contiguous bytes; out may be src (no other overlap); table is 256 bytes; drawn is int32
- * LED numbers and colors three bytes each; runs must stay inside the frame and drawn LEDs among the LEDs
+ * Buffers are C-contiguous bytes; out may be src (no other overlap); table is 256 bytes; drawn is distinct
+ * int32 LED numbers and colors three bytes each; runs must stay inside the frame and drawn LEDs among the LEDs
  * (checked: ValueError). The GIL is released
  * during the loops. skyscreen_hw.color uses this module where it was built, numpy otherwise (the same
  * bytes).
@@ -208,6 +208,22 @@ static PyObject *total(PyObject *self, PyObject *arg) {
     return PyLong_FromUnsignedLongLong(sum);
 }
 
+/* A 16-bit multiplier k near s * 2**16 with (v * k) >> 16 == table[v] for every byte v, into *k: a high-half
+ * multiply the compiler vectorizes. 0 when neither candidate gives the table's 256 bytes. */
+static int multiplier(const uint8_t *table, double s, uint16_t *k) {
+    uint32_t first = (uint32_t)(s * 65536.0);
+    for (uint32_t candidate = first; candidate <= first + 1 && candidate < 65536; candidate++) {
+        uint32_t v = 0;
+        while (v < TABLE_SIZE && ((v * candidate) >> 16) == table[v])
+            v++;
+        if (v == TABLE_SIZE) {
+            *k = (uint16_t)candidate;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static PyObject *scale(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     if (nargs != 3) {
@@ -237,17 +253,10 @@ static PyObject *scale(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
     uint8_t table[TABLE_SIZE];
     for (int v = 0; v < TABLE_SIZE; v++)
         table[v] = (uint8_t)(v * s); /* floor: truncation of a non-negative value, as numpy's cast */
-    /* a 16-bit multiplier giving the same 256 bytes: a high-half multiply the compiler vectorizes */
-    uint32_t found = 0, k0 = (uint32_t)(s * 65536.0);
-    for (uint32_t k = k0; k <= k0 + 1 && !found && k < 65536; k++) {
-        int same = 1;
-        for (uint32_t v = 0; v < TABLE_SIZE && same; v++)
-            same = ((v * k) >> 16) == table[v];
-        found = same ? k : 0;
-    }
+    uint16_t m;
+    int found = multiplier(table, s, &m);
     Py_BEGIN_ALLOW_THREADS
     if (found) {
-        uint16_t m = (uint16_t)found;
         for (size_t i = 0; i < n; i++) {
             uint16_t v = src[i];
             out[i] = (uint8_t)(((uint32_t)v * m) >> 16);
