@@ -12,6 +12,7 @@ costs about half as much.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -36,6 +37,9 @@ def compiled_tables() -> ModuleType | None:
 COMPILED = compiled_tables()
 PAIRS = 65536
 IDENTITY = np.arange(256, dtype=np.uint8)
+
+FramePass = Callable[[np.ndarray, "CanvasOverlay | None"], "int | None"]
+"""A prepared `Lookups.gather_lookup`: (frame, overlay or None) -> the picture's sum, where it came free."""
 
 
 def gamma_table(gamma: float, brightness: float) -> np.ndarray:
@@ -174,6 +178,23 @@ class Lookups:
             overlay.draw_in_place(out)
         return None
 
+    def frame_pass(self, gather: LedGather, table: np.ndarray | None, out: np.ndarray) -> FramePass:
+        """`gather_lookup` with the gather, table and ``out`` fixed, prepared once: what the frame clock calls
+        with each frame (and the overlay, when something is drawn)."""
+        compiled = self.compiled
+        if compiled is None or not out.flags.c_contiguous:
+            return lambda frame, overlay: self.gather_lookup(frame, gather, table, out, overlay)
+        one_pass, runs, lut = compiled.gather_lookup, gather.runs, IDENTITY if table is None else table
+
+        def run(frame: np.ndarray, overlay: CanvasOverlay | None) -> int | None:
+            if not frame.flags.c_contiguous:
+                return self.gather_lookup(frame, gather, table, out, overlay)
+            if overlay is None:
+                return one_pass(frame, runs, lut, out)  # type: ignore[no-any-return]
+            return one_pass(frame, runs, lut, out, *overlay.drawn_colors)  # type: ignore[no-any-return]
+
+        return run
+
     def scale(self, src: np.ndarray, scale: float, out: np.ndarray) -> np.ndarray:
         """``out`` (may be ``src``) = ``floor(src * scale)`` for ``0 <= scale < 1`` (`scaled_table`); returns
         ``out``. Compiled, as one call: a vectorized multiplication wherever one gives the same bytes."""
@@ -214,3 +235,7 @@ class ColorCorrection:
         something drawn, its colours corrected by this table) drawn over; returns the sum of ``out`` where it
         came free (`Lookups.gather_lookup`), else None."""
         return self.lookups.gather_lookup(frame, gather, None if self.identity else self.table, out, overlay)
+
+    def frame_pass(self, gather: LedGather, out: np.ndarray) -> FramePass:
+        """`gather` with ``gather`` and ``out`` fixed, prepared once (`Lookups.frame_pass`)."""
+        return self.lookups.frame_pass(gather, None if self.identity else self.table, out)

@@ -175,5 +175,3 @@ def canvas_samples(layout: Layout, size: int) -> list[np.ndarray]:
         px = np.clip(np.round((p - lo) * scale), 0, size - 1).astype(np.int64)
         columns.append(px[:, 1] * size + px[:, 0])
     return columns
-
-

@@ -70,7 +70,7 @@ def _networks(value: Any) -> str | None:
         try:
             ipaddress.ip_network(entry, strict=False)
         except ValueError:
-            return f"{entry!r} is not a network: write an address or a network, e.g. \"192.168.1.0/24\" or \"::1\""
+            return f'{entry!r} is not a network: write an address or a network, e.g. "192.168.1.0/24" or "::1"'
     return None
 
 
@@ -150,11 +150,14 @@ class ColorConfig:
     led_milliamps: float = _key(55.0, _range(0.0, 200.0), doc="current one LED draws at full white")
 
 
+MAX_FPS = 1000.0  # [display] fps at most
+
+
 @dataclass(frozen=True)
 class DisplayConfig:
     """[display]: the frame clock."""
 
-    fps: float = _key(60.0, _range(0.0, 1000.0, lo_open=True))
+    fps: float = _key(60.0, _range(0.0, MAX_FPS, lo_open=True))
 
 
 @dataclass(frozen=True)

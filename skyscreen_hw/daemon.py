@@ -22,6 +22,7 @@ import dataclasses
 import logging
 import signal
 import time
+from collections import deque
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -104,9 +105,17 @@ class Pipeline:
         self.picture = np.zeros((layout.count, 3), dtype=np.uint8)  # the LEDs, corrected, canvas drawn over
         self.total: int | None = None  # the sum of ``picture``'s bytes, where it came free
         self.source: Source | None = None  # whose pixels ``picture`` holds
-        self.parts = outputs.all(layout.count)
-        if outputs.live is not None:
-            outputs.live.follow(layout, self.parts)
+        self.period = 1.0 / config.display.fps
+        self._frame_pass = self.color.frame_pass(self.gather, self.picture)
+        self.use_outputs()
+
+    def use_outputs(self) -> None:
+        """Show to ``outputs`` as they are now (at the start, and after a reload put them back)."""
+        self.parts = self.outputs.all(self.layout.count)
+        self._shows = [(out.show, self.picture[part]) for part, out in self.parts]  # the views made once
+        self._ends = [out.end_frame for _, out in self.parts]
+        if self.outputs.live is not None:
+            self.outputs.live.follow(self.layout, self.parts)
 
     @property
     def canvas_changed(self) -> bool:
@@ -123,7 +132,7 @@ class Pipeline:
         if source is None:
             self.picture[:] = 0
         elif source.address == FRAME:
-            self.total = self.color.gather(source.front, self.gather, self.picture, overlay)
+            self.total = self._frame_pass(source.front, overlay)
             return
         else:
             self.color(source.front, self.picture)
@@ -132,11 +141,11 @@ class Pipeline:
 
     def show(self) -> None:
         """Limit and send the picture to every output (call right after `take`: the limit scales it in place)."""
-        leds = self.power.limit(self.picture, self.picture, self.total)
-        for part, out in self.parts:
-            out.show(leds[part])
-        for _, out in self.parts:
-            out.end_frame()
+        self.power.limit(self.picture, self.picture, self.total)
+        for show, leds in self._shows:
+            show(leds)
+        for end_frame in self._ends:
+            end_frame()
 
     def blank(self, outputs: list[tuple[slice, Output]], log: logging.Logger) -> None:
         """One all-black frame to ``outputs``."""
@@ -159,6 +168,10 @@ class Pipeline:
         """Outputs that report their hardware stuck: the watchdog stops."""
         return [out.name for _, out in self.parts if out.stalled]
 
+    def running(self) -> bool:
+        """No output reports its hardware stuck (asked before each watchdog ping)."""
+        return not self.stalled()
+
 
 class Daemon:
     """One running display: the sources, the network runtime, the pipeline and the clock."""
@@ -177,7 +190,7 @@ class Daemon:
         self.pipeline: Pipeline | None = None
         self._stop = False
         self._reload = False
-        self._shown: list[float] = []  # when each frame of the last second was shown
+        self._shown: deque[float] = deque(maxlen=int(configuration.MAX_FPS) + 1)  # when the last frames were shown
         self._frames_shown = 0
         self._started = time.monotonic()
 
@@ -312,6 +325,7 @@ class Daemon:
         end = time.monotonic() + self.options.duration if self.options.duration else None
         next_tick = time.monotonic()
         last_show = -KEEPALIVE
+        mixer = self.mixer
         while not self._stop:
             p = self.pipeline
             if p is None:
@@ -319,7 +333,7 @@ class Daemon:
             now = time.monotonic()
             if end is not None and now >= end:
                 break
-            self.service.tick(self.status, alive=not p.stalled())
+            self.service.tick(self.status, p.running)
             if self._reload:
                 self._reload = False
                 self.reload()
@@ -327,41 +341,36 @@ class Daemon:
                 continue
             if now < next_tick:
                 time.sleep(min(next_tick - now, WAKE))
-                continue
-            self.mixer.poll()  # frames already flushed are taken here, in this thread
-            with self.mixer.cond:
-                due = self.mixer.news or p.canvas_changed or now - last_show >= KEEPALIVE
+                now = time.monotonic()
+                if now < next_tick or self._stop or self._reload:
+                    continue
+            mixer.poll()  # frames already flushed are taken here, in this thread
+            with mixer.lock:
+                due = mixer.news or p.canvas_changed or now - last_show >= KEEPALIVE
                 if due:
-                    source, _ = self.mixer.take(now)
-                    p.take(source)
+                    p.take(mixer.take(now)[0])
             if not due:
-                self.mixer.wait(min(WAKE, last_show + KEEPALIVE - now))
+                mixer.wait(min(WAKE, last_show + KEEPALIVE - now))
                 continue
             p.show()
             last_show = now
-            self._count_shown(now)
-            period = 1.0 / p.config.display.fps
-            next_tick += period
+            self._frames_shown += 1
+            self._shown.append(now)
+            next_tick += p.period
             if next_tick < now:  # idle or late by more than a period: start the schedule afresh
-                next_tick = now + period
+                next_tick = now + p.period
         self._show_last_delivery()
 
     def _show_last_delivery(self) -> None:
         """At the stop: a frame a writer was told we took, or a drawing applied, is shown (and recorded)
         before the black one."""
         p = self.pipeline
-        with self.mixer.cond:
+        with self.mixer.lock:
             if p is None or not (p.canvas_changed or any(s.fresh for s in self.mixer.sources)):
                 return
             source, _ = self.mixer.take(time.monotonic())
             p.take(source)
         p.show()
-
-    def _count_shown(self, now: float) -> None:
-        self._frames_shown += 1
-        self._shown.append(now)
-        while self._shown and self._shown[0] < now - 1.0:
-            self._shown.pop(0)
 
     # -- signals and reload -------------------------------------------------------------------------
 
@@ -422,9 +431,7 @@ class Daemon:
         layout = layout or layouts.build(new)
         plans = plan(new, layout, simulate=self.options.simulate)
         # an output follows its plan; the simulator also draws the layout, so it follows that too
-        keep = {
-            p: out for p, out in old.outputs.planned if layout is old.layout or p.config.type != "simulator"
-        }
+        keep = {p: out for p, out in old.outputs.planned if layout is old.layout or p.config.type != "simulator"}
         reopen = [(p, out) for p, out in old.outputs.planned if p not in plans or p not in keep]
         if reopen:
             old.blank([(p.part, out) for p, out in reopen], self.log)
@@ -436,10 +443,10 @@ class Daemon:
             # put back what was closed, so the display carries on as it was
             restored = open_outputs([p for p, _ in old.outputs.planned], old.layout, self.log, kept)
             old.outputs.planned = restored
-            old.parts = old.outputs.all(old.layout.count)
+            old.use_outputs()
             raise
         pipeline = Pipeline(new, layout, Outputs(planned, old.outputs.record, old.outputs.live), self.canvas)
-        with self.mixer.cond:  # the last picture, through the new layout and colour, also from a silent source
+        with self.mixer.lock:  # the last picture, through the new layout and colour, also from a silent source
             pipeline.take(old.source)
         self.mixer.current = None  # the winner is taken again at the next tick
         for frame_source in (self.frame_source, self.frame_v2_source):
@@ -498,7 +505,7 @@ class Daemon:
         return {
             "version": __version__,
             "uptime": round(now - self._started, 3),
-            "fps": float(len(self._shown)),
+            "fps": float(sum(1 for t in list(self._shown) if t >= now - 1.0)),  # a copy: the clock appends
             "fps_configured": self.config.display.fps,
             "leds": p.layout.count if p else 0,
             "layout": p.layout.kind if p else "",

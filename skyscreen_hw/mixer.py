@@ -4,8 +4,8 @@ A **source** is anything that delivers pixels: the shared frame, later each netw
 name, a priority and a timeout, and delivers either frame pixels (``address = "frame"``: a
 ``(height, width, 3)`` array mapped through the layout like the shared frame) or LED colours
 (``address = "leds"``: ``(leds, 3)`` in wiring order). A source's thread fills the source's back buffer
-and calls ``Mixer.deliver``, which swaps it to the front under the mixer's one condition and wakes the
-clock: one copy from the producer, none in between.
+and calls ``Mixer.deliver``, which swaps it to the front under the mixer's lock and wakes the clock if it
+waits: one copy from the producer, none in between.
 
 The **mixer** picks, at each tick, the highest-priority source that delivered within its timeout (ties:
 the most recent delivery). When none is live, the LEDs keep the last picture shown: nothing blinks.
@@ -76,36 +76,41 @@ class Mixer:
     """The sources, and the one condition the frame clock waits on."""
 
     def __init__(self) -> None:
-        self.cond = threading.Condition()
+        self.lock = threading.RLock()  # held to read or swap any source's front, and by the clock while it takes
+        self.cond = threading.Condition(self.lock)  # what the clock and paced producers wait on
+        self._waiting = 0  # threads inside `wait` / `wait_consumed`: only they need a notify
         self.sources: list[Source] = []
         self.news = False  # some source delivered since the clock last took
         self.current: Source | None = None  # the last winner
 
     def add(self, source: Source) -> None:
-        with self.cond:
+        with self.lock:
             self.sources.append(source)
 
     def remove(self, source: Source) -> None:
-        with self.cond:
+        with self.lock:
             self.sources.remove(source)
             if self.current is source:
                 self.current = None
 
     def deliver(self, source: Source) -> None:
         """Called by a source's producer once ``source.back`` holds a whole new picture."""
-        with self.cond:
+        with self.lock:
             source.front, source.back = source.back, source.front
             source.fresh = True
-            source.stats.frames += 1
-            source.stats.last = time.monotonic()
+            stats = source.stats
+            stats.frames += 1
+            stats.last = time.monotonic()
             self.news = True
-            self.cond.notify_all()
+            if self._waiting:
+                self.cond.notify_all()
 
     def poke(self) -> None:
         """Wake the clock for news that is not a source's delivery (the canvas changed)."""
-        with self.cond:
+        with self.lock:
             self.news = True
-            self.cond.notify_all()
+            if self._waiting:
+                self.cond.notify_all()
 
     def poll(self) -> None:
         """The clock's tick: every source takes what is waiting for it (see `Source.poll`)."""
@@ -114,17 +119,25 @@ class Mixer:
 
     def wait(self, timeout: float) -> None:
         """Sleep up to ``timeout`` seconds; a delivery wakes the clock early."""
-        with self.cond:
+        with self.lock:
             if not self.news:
-                self.cond.wait(timeout)
+                self._waiting += 1
+                try:
+                    self.cond.wait(timeout)
+                finally:
+                    self._waiting -= 1
 
     def wait_consumed(self, source: Source, timeout: float) -> bool:
         """A producer's wait until the clock has taken its last delivery; False on timeout."""
-        with self.cond:
-            return self.cond.wait_for(lambda: not source.fresh, timeout)
+        with self.lock:
+            self._waiting += 1
+            try:
+                return self.cond.wait_for(lambda: not source.fresh, timeout)
+            finally:
+                self._waiting -= 1
 
     def winner(self, now: float) -> Source | None:
-        """The highest-priority live source (ties: the latest delivery); call with ``cond`` held."""
+        """The highest-priority live source (ties: the latest delivery); call with ``lock`` held."""
         best: Source | None = None
         for s in self.sources:
             if s.live(now) and (best is None or (s.priority, s.stats.last) > (best.priority, best.stats.last)):
@@ -132,7 +145,7 @@ class Mixer:
         return best
 
     def take(self, now: float) -> tuple[Source | None, bool]:
-        """(the winner, whether it has something not shown yet); call with ``cond`` held.
+        """(the winner, whether it has something not shown yet); call with ``lock`` held.
 
         Every source's delivery counts as taken, so paced producers (the shared frame) move on even
         while another source wins.
@@ -143,5 +156,6 @@ class Mixer:
             s.fresh = False
         self.news = False
         self.current = best
-        self.cond.notify_all()
+        if self._waiting:
+            self.cond.notify_all()
         return best, changed

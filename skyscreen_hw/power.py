@@ -25,10 +25,7 @@ class PowerLimit:
         self.frames_limited = 0
         self.last_scale = 1.0
         self.lookups = lookups or Lookups()
-
-    @property
-    def enabled(self) -> bool:
-        return self.max_milliamps > 0
+        self.enabled = self.max_milliamps > 0
 
     def estimate_milliamps(self, leds: np.ndarray) -> float:
         """What the frame would draw, by the per-LED model."""

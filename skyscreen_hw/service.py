@@ -73,16 +73,17 @@ class Service:
         self.notify(f"READY=1\nSTATUS={status}")
         self._next_status = time.monotonic() + STATUS_INTERVAL
 
-    def tick(self, status: Callable[[], str], alive: bool = True) -> None:
+    def tick(self, status: Callable[[], str], alive: Callable[[], bool] = lambda: True) -> None:
         """Called by the frame clock every round: watchdog pings and STATUS updates, each rate-limited.
 
-        The pings come from the clock itself, so a clock stuck in an output stops them; ``alive=False``
-        (an output reports itself stalled) withholds them too, and systemd restarts the service.
+        The pings come from the clock itself, so a clock stuck in an output stops them; ``alive()`` False
+        (an output reports itself stalled) withholds them too, and systemd restarts the service. Both
+        callables are called only when due.
         """
         if self.notify_socket is None:
             return
         now = time.monotonic()
-        if alive and self.watchdog_interval and now >= self._next_watchdog:
+        if self.watchdog_interval and now >= self._next_watchdog and alive():
             self.notify("WATCHDOG=1")
             self._next_watchdog = now + self.watchdog_interval
         if now >= self._next_status:

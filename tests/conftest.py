@@ -318,7 +318,7 @@ class InputRig:
         deadline = time.monotonic() + timeout
         while source.stats.frames < count and time.monotonic() < deadline:
             time.sleep(0.005)
-        with self.mixer.cond:
+        with self.mixer.lock:
             if source.stats.frames < count:
                 made = source.stats.frames
                 raise AssertionError(f"{source.name}: {made} deliveries, not {count}: {source.dropped()}")

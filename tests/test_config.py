@@ -114,8 +114,12 @@ def test_daemon_exits_with_one_line_for_bad_configuration(tmp_path: Path, text: 
 @pytest.mark.parametrize(
     ("text", "points", "expected"),
     [
-        ('[[outputs]]\ntype = "serial"\n', None, "[[outputs]] #1 count (0 = all remaining LEDs): 103680 LEDs, but an"
-         " Adalight header counts at most 65,536 LEDs"),
+        (
+            '[[outputs]]\ntype = "serial"\n',
+            None,
+            "[[outputs]] #1 count (0 = all remaining LEDs): 103680 LEDs, but an"
+            " Adalight header counts at most 65,536 LEDs",
+        ),
         ('[[outputs]]\ntype = "serial"\nprotocol = "tpm2"\ncount = 30000\n', None, "[[outputs]] #1 count: 30000 LEDs"),
         ("[[outputs]]\nfirst = 200000\n", None, "[[outputs]] #1 first: LED 200000 is beyond the layout's 103680 LEDs"),
         ("[[outputs]]\nfirst = 100\ncount = 103600\n", None, "[[outputs]] #1 count: LEDs 100-103699 run past"),

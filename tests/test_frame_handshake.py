@@ -238,3 +238,32 @@ def test_a_burst_of_ready_posts_does_not_tear_later_frames(display_name: str, ca
         assert len(drained) == 1 and drained[0].startswith("199 extra post(s)"), caplog.text
     finally:
         reader.close()
+
+
+def test_a_frame_file_a_writer_renamed_over_the_path_is_read_from_the_next_frame(
+    display_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A writer makes a new frame file and renames it over the path, then flushes: the daemon's very next
+    poll reads the new file (the one it had open has no links left). That poll began before the rename, and
+    the once-a-second check runs only as a poll begins (and not yet, a moment after the reader opened)."""
+    reader = FrameReader(display_name, H, W, LOG)
+    try:
+        with caplog.at_level(logging.INFO, "skyscreen.test"):
+            writer = _run_writer(
+                f"""
+                import os, posix_ipc
+                path = {str(frame_path(display_name))!r}
+                with open(path + ".new", "wb") as f:
+                    f.write(bytes([9]) * {H * W * 3})
+                os.rename(path + ".new", path)
+                posix_ipc.Semaphore("/{display_name}.ready").release()
+                posix_ipc.Semaphore("/{display_name}.done").acquire(5)
+                """
+            )
+            frame = reader.poll(5.0)
+            _, err = writer.communicate(timeout=WAIT)
+        assert writer.returncode == 0, err
+        assert frame is not None and (frame == 9).all(), frame
+        assert "replaced by a writer: re-opened" in caplog.text
+    finally:
+        reader.close()

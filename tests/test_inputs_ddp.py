@@ -123,9 +123,10 @@ def test_garbage_at_10000_datagrams_a_second_is_counted_while_a_sender_goes_on(i
     to = (LOOPBACK, source.port)
     rng = np.random.default_rng(7)
     garbage = [bytes(rng.integers(0, 256, int(n), dtype=np.uint8)) for n in rng.integers(0, 1400, 100)]
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as flood, socket.socket(
-        socket.AF_INET, socket.SOCK_DGRAM
-    ) as good:
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as flood,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as good,
+    ):
         flood.bind((LOOPBACK, 0))
         good.bind((LOOPBACK, 0))
         sent, frames_sent = 0, 0

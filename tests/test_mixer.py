@@ -33,7 +33,7 @@ def deliver(mixer: Mixer, s: Source, value: int) -> None:
 
 
 def take(mixer: Mixer) -> tuple[Source | None, bool]:
-    with mixer.cond:
+    with mixer.lock:
         return mixer.take(time.monotonic())
 
 
@@ -247,3 +247,61 @@ def test_a_read_failing_at_the_tick_never_holds_the_clock_and_the_thread_carries
         assert take(mixer) == (flaky, True) and (flaky.front == 2).all()
     finally:
         flaky.close()
+
+
+class SilentSource(PacedFrameSource):
+    """A paced source whose writer never flushes: each read waits its timeout and finds nothing."""
+
+    class Reader:
+        path = "(none)"
+        frames_skipped = 0
+
+        def close(self) -> None:
+            pass
+
+    def __init__(self, mixer: Mixer) -> None:
+        super().__init__("silent", FrameConfig(height=2, width=2), mixer, logging.getLogger("test"), self.Reader())
+        self.reads = 0
+
+    def _take(self, timeout: float) -> bool:
+        self.reads += 1
+        time.sleep(timeout)
+        return False
+
+
+def _wakeups(thread: threading.Thread) -> int:
+    """How often the kernel has woken ``thread`` from a wait (its voluntary context switches)."""
+    status = Path(f"/proc/self/task/{thread.native_id}/status").read_text()
+    return int(status.split("voluntary_ctxt_switches:")[1].split()[0])
+
+
+def test_an_idle_source_thread_sleeps_until_a_tick_hands_it_work_and_close_wakes_it_at_once() -> None:
+    """No frame wanted: the source's thread does not wake at all (a daemon with nothing to show costs
+    nothing); handed a wait, it reads in slices; close ends either wait promptly."""
+    mixer = Mixer()
+    silent = SilentSource(mixer)
+    mixer.add(silent)
+    silent.start()
+    try:
+        time.sleep(0.1)  # the thread is in its wait for work
+        before = _wakeups(silent._thread)
+        time.sleep(0.6)
+        assert _wakeups(silent._thread) == before and silent.reads == 0
+        started = time.monotonic()
+        silent.close()
+        assert time.monotonic() - started < 0.1 and not silent._thread.is_alive()
+    finally:
+        silent.close()
+
+    mixer = Mixer()
+    silent = SilentSource(mixer)
+    mixer.add(silent)
+    silent.start()
+    mixer.poll()  # the tick finds nothing: the thread waits for the writer, a slice at a time
+    deadline = time.monotonic() + 5
+    while silent.reads < 3 and time.monotonic() < deadline:  # the tick's read, then the thread's slices
+        time.sleep(0.01)
+    assert silent.reads >= 3
+    started = time.monotonic()
+    silent.close()
+    assert time.monotonic() - started < 0.5 and not silent._thread.is_alive()  # within one slice (0.25 s)

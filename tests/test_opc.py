@@ -152,5 +152,5 @@ def test_100_megabytes_from_one_client_while_another_input_goes_on(input_rig) ->
     thread.join(60)
     assert done.is_set() and sent >= 2
     input_rig.until(lambda: source.receiver.packets == count, timeout=30, what=f"{count} OPC messages")
-    with input_rig.mixer.cond:
+    with input_rig.mixer.lock:
         assert input_rig.mixer.winner(time.monotonic()) is other

@@ -374,16 +374,21 @@ def test_without_systemd_python_the_datagrams_go_to_the_socket_directly(monkeypa
     svc = service.Service(f"@{name}", 1_000_000, logging.getLogger("test"))
     try:
         svc.ready("ok")
-        svc.tick(lambda: "later", alive=False)  # a stalled output: no ping
+        asked: list[str] = []
+        svc.tick(lambda: "later", alive=lambda: asked.append("stalled") or False)  # a stalled output: no ping
+        svc.tick(lambda: "later", alive=lambda: asked.append("alive") or True)  # still due: pinged now
+        svc.tick(lambda: "later", alive=lambda: asked.append("again") or True)  # next one 0.5 s away
+        assert asked == ["stalled", "alive"]  # asked only while a ping was due
         svc.reloading()
         svc.stopping()
-        received = [sock.recv(4096).decode() for _ in range(3)]
+        received = [sock.recv(4096).decode() for _ in range(4)]
     finally:
         svc.close()
         sock.close()
     assert received[0] == "READY=1\nSTATUS=ok"
-    assert received[1].startswith("RELOADING=1\nMONOTONIC_USEC=")
-    assert received[2].startswith("STOPPING=1\n")
+    assert received[1] == "WATCHDOG=1"
+    assert received[2].startswith("RELOADING=1\nMONOTONIC_USEC=")
+    assert received[3].startswith("STOPPING=1\n")
 
 
 def test_listen_fds_without_systemd_python_checks_the_pid_and_sets_cloexec(tmp_path: Path) -> None:

@@ -128,6 +128,7 @@ def test_responses_carry_the_security_headers_and_close() -> None:
     j = http.json_response({"a": [1, 2]})
     assert j.body == b'{"a":[1,2]}' and j.headers["Content-Type"] == "application/json"
     p = http.page_response("localhost:1234")
-    assert p.headers["Content-Type"] == "text/html; charset=utf-8" and "ws://localhost:1234" in p.headers[
-        "Content-Security-Policy"
-    ]
+    assert (
+        p.headers["Content-Type"] == "text/html; charset=utf-8"
+        and "ws://localhost:1234" in p.headers["Content-Security-Policy"]
+    )

@@ -40,14 +40,14 @@ class Recorder(Output):
         if self._failure is not None:
             self.stats.frames_failed += 1
             return
-        data = memoryview(np.ascontiguousarray(leds)).cast("B")
+        data = np.ascontiguousarray(leds)
         try:
             written = self._file.write(data)
         except OSError as exc:
             self._stop(exc.strerror or str(exc))
             return
-        if written != len(data):  # a short write: the file system took only part of the frame (it is full)
-            self._stop(f"only {written} of the frame's {len(data)} bytes could be written (the disk is full?)")
+        if written != data.nbytes:  # a short write: the file system took only part of the frame (it is full)
+            self._stop(f"only {written} of the frame's {data.nbytes} bytes could be written (the disk is full?)")
             return
         self._whole += written
         self.stats.frames_sent += 1

@@ -55,6 +55,7 @@ class PacedFrameSource(Source):
 
     def close(self) -> None:
         self._closing.set()
+        self._wanted.set()  # wakes the thread's wait for work
         if self._thread.is_alive():
             self._thread.join(POLL * 4)
         self.reader.close()
@@ -68,7 +69,9 @@ class PacedFrameSource(Source):
         if self.fresh or self._wanted.is_set() or not self._taking.acquire(blocking=False):
             return  # the last frame is not shown yet, or the thread is waiting for one or taking it
         try:
-            took = self._take_and_deliver(0.0)
+            took = self._take(0.0)
+            if took:
+                self.mixer.deliver(self)
         except Exception:  # the display must go on; the reader logs its own trouble
             self.log.exception("%s: reading failed", self.name)
             took = False
@@ -88,13 +91,20 @@ class PacedFrameSource(Source):
         return took
 
     def _run(self) -> None:
-        while not self._closing.is_set():
-            if not self._wanted.wait(POLL) or not self.mixer.wait_consumed(self, POLL):
+        """Sleep until a tick found nothing ready, then wait for the writer's next frame, in POLL slices
+        (each checks for close); deliver it and sleep again."""
+        while True:
+            self._wanted.wait()
+            if self._closing.is_set():
+                return
+            if not self.mixer.wait_consumed(self, POLL):
                 continue
             try:
                 with self._taking:
-                    if self._take_and_deliver(POLL):
-                        self._wanted.clear()
+                    while not self._closing.is_set():
+                        if self._take_and_deliver(POLL):
+                            self._wanted.clear()
+                            break
             except Exception:  # the display must go on; the reader logs its own trouble
                 self.log.exception("%s: reading failed", self.name)
                 self._closing.wait(POLL)  # outside the lock, and the clock leaves this source to this thread

@@ -843,4 +843,3 @@ def open_inputs(
             source.close()
         raise
     return started
-

@@ -588,8 +588,9 @@ class FrameReader(DaemonReader):
                 self.done.name,
             )
         try:
-            self._check_file()
-            got = os.preadv(self._fd, [memoryview(self.frame).cast("B")], 0)
+            if os.fstat(self._fd).st_nlink == 0:  # removed, or a writer renamed a new file over it
+                self._check_file()
+            got = os.preadv(self._fd, (self.frame,), 0)
         except FrameError as exc:
             self.frames_skipped += 1
             self._log_rarely(logging.ERROR, "file", "%s: frame skipped", exc)
