@@ -378,6 +378,9 @@ class FrameReaderV2(DaemonReader):
         pending = self.written - self.taken
         ready = self.ready.value  # ready first: a writer moving a count from free to ready is never counted twice
         free = self.free.value
+        if pending == 0 and ready == 0 and free == self.slots:  # exact, as when idle: nothing to put right
+            self._quiet_written = self.written
+            return
         if pending > self.slots or pending < 0 or ready > self.slots:
             self._skip_to_newest(f"its counters say {pending} frames are pending, {ready} posted")
             return
