@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -35,16 +36,22 @@ def made_displays(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return names
 
 
-@needs_gcc
-def test_the_c_reference_maps_the_frame_onto_the_serpentine_dome_through_the_gamma_table(
-    display_name: str, tmp_path: Path
+@pytest.mark.parametrize("consumer", ["C reference", "Python floor"])
+def test_the_references_map_the_frame_onto_the_serpentine_dome_through_the_gamma_table(
+    consumer: str, display_name: str, tmp_path: Path
 ) -> None:
-    binary, why = frame._compile(str(tmp_path))
-    assert binary, why
+    if consumer == "C reference":
+        if shutil.which("gcc") is None:
+            pytest.skip("no gcc")
+        binary, why = frame._compile(str(tmp_path))
+        assert binary, why
+        command = [binary]
+    else:
+        command = [sys.executable, str(frame.FLOOR_SOURCE)]
     picture = np.random.default_rng(9).integers(0, 256, (36, 28, 3), dtype=np.uint8)
     out = tmp_path / "leds.rgb"
     with FrameWriter(display_name, 36, 28, timeout=5.0) as writer:
-        proc = subprocess.Popen([binary, display_name, "36", "28", "2.2", "0.8", "60", str(out), "1"])
+        proc = subprocess.Popen([*command, display_name, "36", "28", "2.2", "0.8", "60", str(out), "1"])
         try:
             writer.frame[:] = picture
             assert writer.flush()
@@ -67,7 +74,7 @@ def test_the_frame_benchmark_reports_every_bar_and_leaves_nothing_in_shm(
     for bar in ("daemon / C reference", "canvas overlay adds", "active power limit adds"):
         assert any(label.startswith(bar) for label in labels), text
     assert all(status in ("PASS", "FAIL") for _, status in RESULTS), text
-    assert len(made_displays) == 6  # the steps' own display, the C reference's and four daemons'
+    assert len(made_displays) == 7  # the steps' own display, the C reference's, the floor's and four daemons'
     assert not [p for name in made_displays for p in support.display_files(name)]
 
 

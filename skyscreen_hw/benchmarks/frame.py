@@ -12,7 +12,9 @@ Everything is measured in one run, against references measured in the same run:
    []``, websocket on) on the plain dome, with the canvas drawn, and with a power limit that scales every
    frame; against a C consumer doing the same work the plainest fast way (bench/reference_consumer.c,
    built with ``gcc -O2``: memcpy out of the mapping, fused serpentine + gamma table, write), paced like
-   the daemon, so both pay the same wake-ups. CPU per frame: the process's CPU time (every thread, from
+   the daemon, so both pay the same wake-ups. Beside them, for scale and without a bar, the same loop in
+   Python and nothing else (bench/floor_consumer.py: preadv, the package's compiled pass, write): what any
+   Python consumer pays here for waking up every 16 ms. CPU per frame: the process's CPU time (every thread, from
    /proc) over a window, divided by the frames it took. The C reference and the three daemons are fed at
    once over the same short windows (a writer thread each), so a burst of load on this shared machine
    falls on all of them: ratios and added costs pair the figures of one window, and the printed values
@@ -36,6 +38,7 @@ import shutil
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -48,6 +51,7 @@ from skyscreen_hw import config as configuration
 from skyscreen_hw import layouts
 from skyscreen_hw.benchmarks import compare_seconds, median_seconds, report
 from skyscreen_hw.benchmarks.support import (
+    CHECKOUT,
     FPS,
     HEIGHT,
     WIDTH,
@@ -72,10 +76,12 @@ WARMUP = 0.25  # seconds fed before each window (after SIGCONT)
 REPEATS = 12  # rounds of windows
 TOGETHER = True  # the 60 fps consumers fed at once, each by its own writer thread: they share the machine's load
 C_SOURCE = Path(__file__).resolve().parents[2] / "bench" / "reference_consumer.c"
+FLOOR_SOURCE = C_SOURCE.with_name("floor_consumer.py")
 
 PLAIN, CANVAS, POWER = "daemon", "daemon, canvas drawn", "daemon, power limit"  # the daemons measured
 UNPACED = "daemon unpaced (fps 1000)"
 REFERENCE = "C reference"
+FLOOR = "Python floor"  # bench/floor_consumer.py: the C reference's loop in Python, nothing else
 
 RATIO_BAR = 1.5  # daemon / C, plain dome
 CANVAS_BAR = 50e-6  # seconds a frame the canvas overlay may add
@@ -399,6 +405,12 @@ def _processes(seconds: float, repeats: int, together: bool) -> None:
             FrameWriter(name, HEIGHT, WIDTH).close()  # the frame file and semaphores, for the C consumer to open
             args = [binary, name, str(HEIGHT), str(WIDTH), str(GAMMA), str(BRIGHTNESS), str(FPS)]
             start(REFERENCE, subprocess.Popen(args, stdout=subprocess.DEVNULL), name)
+        if FLOOR_SOURCE.exists():
+            name = display_name()
+            names.append(name)
+            FrameWriter(name, HEIGHT, WIDTH).close()
+            args = [sys.executable, str(FLOOR_SOURCE), name, str(HEIGHT), str(WIDTH), str(GAMMA), str(BRIGHTNESS)]
+            start(FLOOR, subprocess.Popen([*args, str(FPS)], env={**os.environ, "PYTHONPATH": str(CHECKOUT)}), name)
         plans: list[tuple[str, float, int, str | None]] = [
             (PLAIN, FPS, 0, None),
             (CANVAS, FPS, 0, None),
@@ -421,7 +433,7 @@ def _processes(seconds: float, repeats: int, together: bool) -> None:
             os.kill(c.proc.pid, signal.SIGSTOP)
         # groups to compare: this checkout's daemons, and each other tree's, each with the C reference
         reference = [c for c in consumers if c.label == REFERENCE]
-        groups = {"": [*reference, *(c for c in consumers if c.label in (PLAIN, CANVAS, POWER))]}
+        groups = {"": [*reference, *(c for c in consumers if c.label in (FLOOR, PLAIN, CANVAS, POWER))]}
         for tree, _ in _other_trees():
             groups[tree] = [*reference, *(c for c in consumers if c.label.endswith(f" [{tree}]"))]
         figures: dict[str, dict[str, list[tuple[float, float]]]] = {g: {} for g in groups}
@@ -473,6 +485,9 @@ def _print_processes(
     plain = ours[PLAIN]
     core = statistics.median(v[0] for v in plain) * statistics.median(v[1] for v in plain) * 100
     report("daemon CPU on the plain dome at 60 fps", f"{core:.2f}% of a core", f"<= {CORE_BAR}%", core <= CORE_BAR)
+    if REFERENCE in ours and FLOOR in ours:
+        floor = _paired(ours[FLOOR], ours[REFERENCE], lambda f, c: f / c)
+        print(f"  Python floor / C reference: x{floor:.2f} (what any Python consumer pays here; not a bar)")
     if REFERENCE in ours:
         ratio = _paired(plain, ours[REFERENCE], lambda d, c: d / c)
         report("daemon / C reference, plain dome", f"x{ratio:.2f}", f"<= {RATIO_BAR}", ratio <= RATIO_BAR)
