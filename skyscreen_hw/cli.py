@@ -181,3 +181,7 @@ def _run_daemon(args: argparse.Namespace, log: logging.Logger) -> int:
     finally:
         writer.terminate()
         writer.wait(5)
+
+
+if __name__ == "__main__":  # python -m skyscreen_hw.cli, the same as python -m skyscreen_hw
+    raise SystemExit(main())

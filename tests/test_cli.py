@@ -134,8 +134,9 @@ def test_readme_commands_and_ci_agree() -> None:
     assert ci[-1] == "./dev.sh test"
 
 
-def test_python_dash_m_and_version() -> None:
-    result = _cli("--version")
+@pytest.mark.parametrize("module", ["skyscreen_hw", "skyscreen_hw.cli"])
+def test_python_dash_m_and_version(module: str) -> None:
+    result = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and re.fullmatch(r"skyscreen-hw \d+\.\d+\.\d+\n", result.stdout)
 
 
