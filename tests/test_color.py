@@ -201,3 +201,10 @@ def test_scaling_is_exactly_the_scaled_table_for_any_scale(lookups: Lookups) -> 
         out = np.empty_like(src)
         assert lookups.scale(src, float(scale), out) is out
         np.testing.assert_array_equal(out, table[src])
+
+
+def test_the_sum_of_bytes_is_exact_past_a_32_bit_block(lookups: Lookups) -> None:
+    """The compiled sum adds in blocks of 2**24 bytes (each block's sum fits 32 bits): a block and more, all
+    255, sums to exactly that, past what 32 bits hold."""
+    src = np.full(17_000_000, 255, np.uint8)
+    assert lookups.total(src) == 255 * src.size > 2**32
