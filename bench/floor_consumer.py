@@ -38,7 +38,7 @@ def main(argv: list[str]) -> int:
 
     layout = layouts.build(config.parse({"frame": {"height": height, "width": width}, "layout": {"serpentine": True}}))
     leds = np.zeros((layout.count, 3), np.uint8)
-    one_pass = Lookups().frame_pass(layouts.LedGather(layout), gamma_table(gamma, brightness), leds)
+    one_pass = Lookups().frame_pass(layouts.LedGather(layout), gamma_table(gamma, brightness), leds, summed=False)
     frame = np.zeros((height, width, 3), np.uint8)
     fd = os.open(frame_path(name), os.O_RDONLY)
     ready, done = (posix_ipc.Semaphore(s) for s in semaphore_names(name))

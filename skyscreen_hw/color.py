@@ -178,13 +178,15 @@ class Lookups:
             overlay.draw_in_place(out)
         return None
 
-    def frame_pass(self, gather: LedGather, table: np.ndarray | None, out: np.ndarray) -> FramePass:
+    def frame_pass(self, gather: LedGather, table: np.ndarray | None, out: np.ndarray, summed: bool) -> FramePass:
         """`gather_lookup` with the gather, table and ``out`` fixed, prepared once: what the frame clock calls
-        with each frame (and the overlay, when something is drawn)."""
+        with each frame (and the overlay, when something is drawn). ``summed=False``: the compiled pass skips
+        the sum (nothing needs it without a power limit) and the pass gives None."""
         compiled = self.compiled
         if compiled is None or not out.flags.c_contiguous:
             return lambda frame, overlay: self.gather_lookup(frame, gather, table, out, overlay)
-        one_pass, runs, lut = compiled.gather_lookup, gather.runs, IDENTITY if table is None else table
+        one_pass = compiled.gather_lookup if summed else compiled.gather_only
+        runs, lut = gather.runs, IDENTITY if table is None else table
 
         def run(frame: np.ndarray, overlay: CanvasOverlay | None) -> int | None:
             if not frame.flags.c_contiguous:
@@ -236,6 +238,6 @@ class ColorCorrection:
         came free (`Lookups.gather_lookup`), else None."""
         return self.lookups.gather_lookup(frame, gather, None if self.identity else self.table, out, overlay)
 
-    def frame_pass(self, gather: LedGather, out: np.ndarray) -> FramePass:
+    def frame_pass(self, gather: LedGather, out: np.ndarray, summed: bool) -> FramePass:
         """`gather` with ``gather`` and ``out`` fixed, prepared once (`Lookups.frame_pass`)."""
-        return self.lookups.frame_pass(gather, None if self.identity else self.table, out)
+        return self.lookups.frame_pass(gather, None if self.identity else self.table, out, summed)

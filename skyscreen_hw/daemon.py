@@ -106,7 +106,7 @@ class Pipeline:
         self.total: int | None = None  # the sum of ``picture``'s bytes, where it came free
         self.source: Source | None = None  # whose pixels ``picture`` holds
         self.period = 1.0 / config.display.fps
-        self._frame_pass = self.color.frame_pass(self.gather, self.picture)
+        self._frame_pass = self.color.frame_pass(self.gather, self.picture, summed=self.power.enabled)
         self.use_outputs()
 
     def use_outputs(self) -> None:

@@ -59,6 +59,12 @@ def test_the_c_lookups_refuse_a_wrong_table_or_lengths_naming_the_sizes() -> Non
             COMPILED.scale(src, bad, out)
     with pytest.raises(ValueError, match="frame 10 bytes"):
         COMPILED.gather_lookup(src, np.array([[0, 1, 2]], np.int32), table, out[:6])
+    with pytest.raises(ValueError, match="frame 10 bytes"):
+        COMPILED.gather_only(src, np.array([[0, 1, 2]], np.int32), table, out[:6])
+    whole = np.zeros(30, np.uint8)  # 10 pixels; out over its first 2 would overwrite what it reads
+    for gather in (COMPILED.gather_lookup, COMPILED.gather_only):
+        with pytest.raises(ValueError, match="out overlaps what is read"):
+            gather(whole, np.array([[4, 1, 2]], np.int32), table, whole[:6])
     assert (out == 0).all()
 
 
@@ -159,6 +165,11 @@ def test_gathering_through_the_table_is_the_gather_then_the_table(
     want = cc.table[frame.reshape(-1, 3)[layout.frame_index]]
     np.testing.assert_array_equal(out, want)
     assert total == (None if lookups.compiled is None else int(want.astype(np.int64).sum()))
+    for summed in (True, False):  # the pass the frame clock prepares: the same bytes, the sum only if asked
+        out[:] = 0
+        total = cc.frame_pass(gather, out, summed)(frame, None)
+        np.testing.assert_array_equal(out, want)
+        assert total == (int(want.astype(np.int64).sum()) if summed and lookups.compiled is not None else None)
     identity = ColorCorrection(config.ColorConfig(gamma=1.0, brightness=1.0), lookups)
     identity.gather(frame, gather, out)
     np.testing.assert_array_equal(out, frame.reshape(-1, 3)[layout.frame_index])

@@ -172,3 +172,6 @@ def test_gathered_corrected_and_drawn_over_in_one_pass_is_the_table_after_the_ov
         np.testing.assert_array_equal(out, want)
         assert total in (None, int(want.astype(np.int64).sum()))
         assert (total is None) == (lookups.compiled is None)
+        out[:] = 0
+        assert color.frame_pass(gather, out, summed=False)(frame, overlay) is None  # the pass without the sum
+        np.testing.assert_array_equal(out, want)
