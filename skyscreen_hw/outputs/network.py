@@ -469,8 +469,8 @@ class NetworkSender:
 class UdpEndpoint:
     """One UDP socket bound to (bind, port) on the runtime, handing each datagram to its handlers.
 
-    There is one per (bind address, port): Art-Net outputs answer ArtPoll through the one on the Art-Net
-    port, and network inputs on the same port add their handler to it rather than binding again.
+    The Art-Net outputs answer ArtPoll through the one on the Art-Net port. (The network inputs have sockets
+    of their own, read on their receive threads: sources/receive_thread.py.)
     """
 
     def __init__(self, runtime: NetworkRuntime, sock: socket.socket, log: logging.Logger) -> None:
@@ -555,8 +555,9 @@ class ArtnetNode:
             self.endpoint = UdpEndpoint.open(self.sender.runtime, bind, port, self.log, reuse_address=reuse_address)
         except OSError as exc:
             self.log.warning(
-                "Art-Net: cannot listen on %s:%d (%s: another Art-Net program on this machine?); ArtPoll goes"
-                " unanswered, ArtDmx and ArtSync are sent all the same",
+                "Art-Net: cannot listen on %s:%d (%s: this daemon's Art-Net input, or another Art-Net program on"
+                " this machine?); the outputs' port-addresses go unlisted in ArtPollReplies (an Art-Net input"
+                " answers ArtPoll for its own), ArtDmx and ArtSync are sent all the same",
                 bind,
                 port,
                 exc.strerror or exc,
