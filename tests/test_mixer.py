@@ -269,6 +269,12 @@ class SilentSource(PacedFrameSource):
         return False
 
 
+def _thread_named(name: str) -> threading.Thread:
+    """The running thread called ``name`` (a paced source's thread is named after the source)."""
+    (found,) = [t for t in threading.enumerate() if t.name == name]
+    return found
+
+
 def _wakeups(thread: threading.Thread) -> int:
     """How often the kernel has woken ``thread`` from a wait (its voluntary context switches)."""
     status = Path(f"/proc/self/task/{thread.native_id}/status").read_text()
@@ -282,21 +288,24 @@ def test_an_idle_source_thread_sleeps_until_a_tick_hands_it_work_and_close_wakes
     silent = SilentSource(mixer)
     mixer.add(silent)
     silent.start()
+    thread = _thread_named("silent")
     try:
         time.sleep(0.1)  # the thread is in its wait for work
-        before = _wakeups(silent._thread)
+        before = _wakeups(thread)
         time.sleep(0.6)
-        assert _wakeups(silent._thread) == before and silent.reads == 0
+        assert _wakeups(thread) == before and silent.reads == 0
         started = time.monotonic()
         silent.close()
-        assert time.monotonic() - started < 0.1 and not silent._thread.is_alive()
+        assert time.monotonic() - started < 0.1 and not thread.is_alive()
     finally:
-        silent.close()
+        if thread.is_alive():  # an assertion failed before the close
+            silent.close()
 
     mixer = Mixer()
     silent = SilentSource(mixer)
     mixer.add(silent)
     silent.start()
+    thread = _thread_named("silent")
     mixer.poll()  # the tick finds nothing: the thread waits for the writer, a slice at a time
     deadline = time.monotonic() + 5
     while silent.reads < 3 and time.monotonic() < deadline:  # the tick's read, then the thread's slices
@@ -304,4 +313,4 @@ def test_an_idle_source_thread_sleeps_until_a_tick_hands_it_work_and_close_wakes
     assert silent.reads >= 3
     started = time.monotonic()
     silent.close()
-    assert time.monotonic() - started < 0.5 and not silent._thread.is_alive()  # within one slice (0.25 s)
+    assert time.monotonic() - started < 0.5 and not thread.is_alive()  # within one slice (0.25 s)
