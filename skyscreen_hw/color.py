@@ -165,32 +165,31 @@ class Lookups:
     ) -> int | None:
         """``out`` (n, 3) = each LED's frame pixel (``gather``) through ``table`` (None: none), with ``overlay``
         (prepared, something drawn) drawn over: one pass where compiled, which also gives the sum of ``out``
-        (else None)."""
-        if self.compiled is not None and frame.flags.c_contiguous and out.flags.c_contiguous:
-            lut = IDENTITY if table is None else table
-            if overlay is None:
-                return int(self.compiled.gather_lookup(frame, gather.runs, lut, out))
-            return int(self.compiled.gather_lookup(frame, gather.runs, lut, out, *overlay.drawn_colors))
-        gather(frame, out)
-        if table is not None:
-            self.lookup(out, table, out)
-        if overlay is not None:
-            overlay.draw_in_place(out)
-        return None
+        (else None). Once: the frame clock prepares the pass (`frame_pass`)."""
+        return self.frame_pass(gather, table, out, summed=True)(frame, overlay)
 
     def frame_pass(self, gather: LedGather, table: np.ndarray | None, out: np.ndarray, summed: bool) -> FramePass:
         """`gather_lookup` with the gather, table and ``out`` fixed, prepared once: what the frame clock calls
         with each frame (and the overlay, when something is drawn). ``summed=False``: the compiled pass skips
         the sum (nothing needs it without a power limit) and the pass gives None."""
+
+        def in_numpy(frame: np.ndarray, overlay: CanvasOverlay | None) -> None:
+            gather(frame, out)
+            if table is not None:
+                self.lookup(out, table, out)
+            if overlay is not None:
+                overlay.draw_in_place(out)
+
         compiled = self.compiled
         if compiled is None or not out.flags.c_contiguous:
-            return lambda frame, overlay: self.gather_lookup(frame, gather, table, out, overlay)
+            return in_numpy
         one_pass = compiled.gather_lookup if summed else compiled.gather_only
         runs, lut = gather.runs, IDENTITY if table is None else table
 
         def run(frame: np.ndarray, overlay: CanvasOverlay | None) -> int | None:
             if not frame.flags.c_contiguous:
-                return self.gather_lookup(frame, gather, table, out, overlay)
+                in_numpy(frame, overlay)
+                return None
             if overlay is None:
                 return one_pass(frame, runs, lut, out)  # type: ignore[no-any-return]
             return one_pass(frame, runs, lut, out, *overlay.drawn_colors)  # type: ignore[no-any-return]

@@ -69,9 +69,7 @@ class PacedFrameSource(Source):
         if self.fresh or self._wanted.is_set() or not self._taking.acquire(blocking=False):
             return  # the last frame is not shown yet, or the thread is waiting for one or taking it
         try:
-            took = self._take(0.0)
-            if took:
-                self.mixer.deliver(self)
+            took = self._take_and_deliver(0.0)
         except Exception:  # the display must go on; the reader logs its own trouble
             self.log.exception("%s: reading failed", self.name)
             took = False
