@@ -206,8 +206,8 @@ def test_a_frame_flushed_before_the_tick_is_taken_by_the_clock_a_late_one_by_the
         frames.close()
 
 
-class FailingOnceSource(PacedFrameSource):
-    """A paced source whose first read raises (a bug in a reader), then delivers whatever comes."""
+class MadeUpSource(PacedFrameSource):
+    """A paced source with no shared frame behind it: subclasses say what each read (``_take``) does."""
 
     class Reader:
         path = "(none)"
@@ -216,9 +216,16 @@ class FailingOnceSource(PacedFrameSource):
         def close(self) -> None:
             pass
 
-    def __init__(self, mixer: Mixer) -> None:
-        super().__init__("flaky", FrameConfig(height=2, width=2), mixer, logging.getLogger("test"), self.Reader())
+    def __init__(self, name: str, mixer: Mixer) -> None:
+        super().__init__(name, FrameConfig(height=2, width=2), mixer, logging.getLogger("test"), self.Reader())
         self.reads = 0
+
+
+class FailingOnceSource(MadeUpSource):
+    """A paced source whose first read raises (a bug in a reader), then delivers whatever comes."""
+
+    def __init__(self, mixer: Mixer) -> None:
+        super().__init__("flaky", mixer)
 
     def _take(self, timeout: float) -> bool:
         self.reads += 1
@@ -249,19 +256,11 @@ def test_a_read_failing_at_the_tick_never_holds_the_clock_and_the_thread_carries
         flaky.close()
 
 
-class SilentSource(PacedFrameSource):
+class SilentSource(MadeUpSource):
     """A paced source whose writer never flushes: each read waits its timeout and finds nothing."""
 
-    class Reader:
-        path = "(none)"
-        frames_skipped = 0
-
-        def close(self) -> None:
-            pass
-
     def __init__(self, mixer: Mixer) -> None:
-        super().__init__("silent", FrameConfig(height=2, width=2), mixer, logging.getLogger("test"), self.Reader())
-        self.reads = 0
+        super().__init__("silent", mixer)
 
     def _take(self, timeout: float) -> bool:
         self.reads += 1
