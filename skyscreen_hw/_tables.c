@@ -5,7 +5,7 @@
  * lookup), quick on a warm cache and slow on the cold one the daemon wakes up to every frame. Here the
  * 256-byte table stays in the L1 cache and each byte is read once and written once.
  *
- *     lookup(src, table, out) -> int          out[i] = table[src[i]]; returns the sum of the bytes written
+ *     lookup(src, table, out)                 out[i] = table[src[i]]
  *     gather_lookup(frame, runs, table, out[, drawn, colors]) -> int
  *                                             the LEDs in order, run after run (int32 first pixel, step,
  *                                             LEDs: the dome wired serpentine is 719 runs, not a 415 kB
@@ -57,24 +57,19 @@ static void release(Buffers *b) {
         PyBuffer_Release(&b->view[--b->count]);
 }
 
-/* out[i] = table[src[i]] for n bytes, eight at a time; returns the sum of the bytes written. */
-static uint64_t look_up(const uint8_t *src, const uint8_t *table, uint8_t *out, size_t n) {
-    uint64_t sum = 0;
+/* out[i] = table[src[i]] for n bytes, eight at a time. */
+static void look_up(const uint8_t *src, const uint8_t *table, uint8_t *out, size_t n) {
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         uint8_t b[8];
         memcpy(b, src + i, 8); /* read before writing: out may be src */
         uint8_t o0 = table[b[0]], o1 = table[b[1]], o2 = table[b[2]], o3 = table[b[3]];
         uint8_t o4 = table[b[4]], o5 = table[b[5]], o6 = table[b[6]], o7 = table[b[7]];
-        sum += (uint64_t)o0 + o1 + o2 + o3 + o4 + o5 + o6 + o7;
         out[i] = o0, out[i + 1] = o1, out[i + 2] = o2, out[i + 3] = o3;
         out[i + 4] = o4, out[i + 5] = o5, out[i + 6] = o6, out[i + 7] = o7;
     }
-    for (; i < n; i++) {
+    for (; i < n; i++)
         out[i] = table[src[i]];
-        sum += out[i];
-    }
-    return sum;
 }
 
 /* The LEDs in order, run after run (a run: first pixel, step between pixels, LEDs), each through the
@@ -162,12 +157,11 @@ static PyObject *lookup(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         release(&b);
         return NULL;
     }
-    uint64_t sum;
     Py_BEGIN_ALLOW_THREADS
-    sum = look_up(src, table, out, (size_t)length(&b, 0));
+    look_up(src, table, out, (size_t)length(&b, 0));
     Py_END_ALLOW_THREADS
     release(&b);
-    return PyLong_FromUnsignedLongLong(sum);
+    Py_RETURN_NONE;
 }
 
 /* The arguments of gather_lookup and gather_only, checked; their buffers are held until release(&g->b). */
@@ -355,7 +349,7 @@ static PyObject *scale(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
 
 static PyMethodDef methods[] = {
     {"lookup", (PyCFunction)(void (*)(void))lookup, METH_FASTCALL,
-     "lookup(src, table, out) -> int: out[i] = table[src[i]]; the sum of the bytes written"},
+     "lookup(src, table, out): out[i] = table[src[i]]"},
     {"gather_lookup", (PyCFunction)(void (*)(void))gather_lookup, METH_FASTCALL,
      "gather_lookup(frame, runs, table, out[, drawn, colors]) -> int: the LEDs run after run (first pixel,\n"
      "step, LEDs) through table, then LED drawn[j] = colors[j]; the sum"},
