@@ -91,6 +91,28 @@ def test_artpoll_is_answered_with_the_port_addresses_taken(input_rig, udp) -> No
         udp.recv(1024)  # nothing more
 
 
+def test_an_artnet_output_beside_the_input_says_the_input_holds_the_port_which_answers_artpoll(
+    input_rig, udp, caplog
+) -> None:
+    """An Art-Net output's node (the daemon's Art-Net outputs answer ArtPoll through it) cannot listen where
+    this daemon's Art-Net input already does: it says so naming the input, not only "another program", and
+    the input goes on answering ArtPoll. (On the input's own port here, not 6454: the same clash, and no
+    other test's Art-Net program can be in the way.)"""
+    from skyscreen_hw.outputs.network import ArtnetNode, NetworkSender
+
+    caplog.set_level(logging.WARNING, logger=input_rig.log.name)
+    source = input_rig.start(config(universe=3))
+    node = ArtnetNode(NetworkSender(input_rig.runtime, input_rig.log, owns_runtime=False), input_rig.log)
+    node.start(LOOPBACK, source.port)
+    assert node.endpoint is None
+    assert f"cannot listen on {LOOPBACK}:{source.port}" in caplog.text
+    assert "this daemon's Art-Net input, or another Art-Net program on this machine?" in caplog.text
+    assert "the outputs' port-addresses go unlisted in ArtPollReplies" in caplog.text
+    udp.sendto(artnet.poll_packet(), (LOOPBACK, source.port))
+    reply = artnet.parse(udp.recv(1024))
+    assert isinstance(reply, artnet.PollReply) and next(p.port_address for p in reply.ports if p.receives) == 3
+
+
 def test_bad_packets_are_counted_logged_once_and_the_input_carries_on(input_rig, udp, caplog) -> None:
     caplog.set_level(logging.WARNING, logger=input_rig.log.name)
     source = input_rig.start(config(channels_per_universe=12))

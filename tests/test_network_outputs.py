@@ -350,38 +350,6 @@ def test_the_cid_is_made_once_and_kept_across_restarts(
 # -- Art-Net ----------------------------------------------------------------------------------------------
 
 
-def test_an_artnet_input_beside_an_artnet_output_answers_artpoll_and_the_output_still_sends(
-    daemon_factory: Callable, display_name: str, receivers: Callable[[int], Receivers], tmp_path: Path
-) -> None:
-    """The input holds the Art-Net port: the outputs' node says so in words that name this daemon's input
-    (not only "another program"), the input answers ArtPoll, and the output's ArtDmx still goes out."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.bind((LOOPBACK, 6454))
-        except OSError:
-            pytest.skip("another Art-Net program holds port 6454 here")
-    rx = receivers(1)
-    inputs = f'[[inputs]]\ntype = "artnet"\nbind = "{LOOPBACK}"\nuniverse = 3\n'
-    d = run_daemon(
-        daemon_factory,
-        config(display_name, 4, 4, output("artnet", rx.ports[0], universe=0x105) + inputs),
-        tmp_path / "rec.rgb",
-        tmp_path,
-    )
-    assert "this daemon's Art-Net input, or another Art-Net program" in d.log, d.log
-    assert "the outputs' port-addresses go unlisted in ArtPollReplies" in d.log
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as console:
-        console.bind((LOOPBACK, 0))
-        console.settimeout(5)
-        console.sendto(b"Art-Net\0\x00\x20\x00\x0e\x02\x00", (LOOPBACK, 6454))  # ArtPoll, by hand
-        reply = console.recv(1024)
-    assert reply[:8] == b"Art-Net\0" and reply[8:10] == b"\x00\x21"  # ArtPollReply, from the input
-    assert feed(display_name, 4, 4, 3, random_picture(4, 4)) >= 1
-    assert d.stop() == 0
-    rx.stop()
-    assert any(g[8:10] == b"\x00\x50" for g in rx.of(0))  # ArtDmx (OpDmx 0x5000, little-endian)
-
-
 def test_artnet_universes_equal_the_recording_and_an_artsync_follows_every_frame(
     daemon_factory: Callable, display_name: str, receivers: Callable[[int], Receivers], tmp_path: Path
 ) -> None:
